@@ -1,0 +1,92 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/beans-slurm/beans-slurm/internal/launcher"
+)
+
+type dummyOptions struct {
+	port      int
+	bind      string
+	batch     int
+	mode      string
+	latency   time.Duration
+	slots     int
+	failEvery int
+}
+
+func newLauncherCmd(ios IO, g *globals) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "launcher",
+		Short: "Serve a built-in predictions_v1 launcher",
+	}
+	cmd.AddCommand(newDummyCmd(ios, g))
+	return cmd
+}
+
+func newDummyCmd(ios IO, g *globals) *cobra.Command {
+	o := &dummyOptions{}
+	cmd := &cobra.Command{
+		Use:   "dummy [--port P] [--bind ADDR] [--max-batch-size N] [--mode hash|tone] [--latency D] [--slots N]",
+		Short: "Serve the reference launcher (deterministic answers, no model)",
+		Long: `The reference predictions_v1 launcher. In hash mode it answers a digest of the whole
+request item, every audio byte included; in tone mode it listens to the audio and
+recognises the demo benchmark's synthetic calls. --latency and --slots make it behave like
+a model server of fixed capacity (slots × batch size / latency samples per second).`,
+		Example: `  beans-slurm launcher dummy --port 8000
+  beans-slurm launcher dummy --mode tone --latency 200ms --slots 4`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			m, err := launcher.NewDummy(launcher.DummyOptions{Mode: o.mode, MaxBatchSize: o.batch, Latency: o.latency, Slots: o.slots, FailEvery: o.failEvery})
+			if err != nil {
+				return configError(err)
+			}
+			logger := g.logger(ios)
+			h := launcher.NewHandler(m, launcher.ServerOptions{Logger: logger})
+			addr := net.JoinHostPort(o.bind, strconv.Itoa(o.port))
+			return launcher.Serve(cmd.Context(), addr, h, func(base string) {
+				logger.Info("serving predictions_v1", "predict_url", base+"/predict", "mode", m.Info().Model, "max_batch_size", m.Info().MaxBatchSize)
+				fmt.Fprintf(ios.Out, "%s/predict\n", base)
+			})
+		},
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.port, "port", 8000, "TCP port (0 = any free port)")
+	f.StringVar(&o.bind, "bind", "127.0.0.1", "address to listen on")
+	f.IntVar(&o.batch, "max-batch-size", launcher.DefaultDummyBatch, "max_batch_size announced in /info and enforced (HTTP 413 above)")
+	f.StringVar(&o.mode, "mode", launcher.ModeHash, "hash (digest of the request) or tone (recognises the demo's calls)")
+	f.DurationVar(&o.latency, "latency", 0, "simulated model time per batch")
+	f.IntVar(&o.slots, "slots", 0, "batches worked on at once; further requests wait (0 = unlimited)")
+	f.IntVar(&o.failEvery, "fail-every", 0, "fail every N-th item with a per-item error (testing clients)")
+	return cmd
+}
+
+// startDummy serves a dummy launcher on a free loopback port until ctx ends; it returns the
+// predict URL once the server listens.
+func startDummy(ctx context.Context, opts launcher.DummyOptions) (string, <-chan error, error) {
+	m, err := launcher.NewDummy(opts)
+	if err != nil {
+		return "", nil, err
+	}
+	h := launcher.NewHandler(m, launcher.ServerOptions{})
+	ready := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- launcher.Serve(ctx, "127.0.0.1:0", h, func(base string) { ready <- base })
+	}()
+	select {
+	case base := <-ready:
+		return base + "/predict", done, nil
+	case err := <-done:
+		return "", nil, fmt.Errorf("start the dummy launcher: %w", err)
+	case <-time.After(30 * time.Second):
+		return "", nil, fmt.Errorf("start the dummy launcher: not listening after 30 s")
+	}
+}

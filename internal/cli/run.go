@@ -1,0 +1,177 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/beans-slurm/beans-slurm/internal/eval"
+	"github.com/beans-slurm/beans-slurm/internal/predict"
+	"github.com/beans-slurm/beans-slurm/internal/registry"
+	"github.com/beans-slurm/beans-slurm/internal/report"
+)
+
+type runOptions struct {
+	predictURL string
+	suite      string
+	tasks      []string
+	limit      int
+	outputDir  string
+	dataDir    string
+	inFlight   int
+	batchSize  int
+	timeout    time.Duration
+	json       bool
+}
+
+func newRunCmd(ios IO, g *globals) *cobra.Command {
+	o := &runOptions{}
+	cmd := &cobra.Command{
+		Use:   "run --predict-url URL --suite SUITE [--task TASK]... --output-dir DIR",
+		Short: "Run a suite or tasks against a predictions_v1 launcher, then score",
+		Example: `  beans-slurm run --predict-url http://127.0.0.1:8000/predict --suite beans_zero_smoke --limit 5 \
+      --data-dir /shared/BEANS-Zero --output-dir results/smoke
+  beans-slurm run --predict-url http://127.0.0.1:8000/predict --task demo_species --output-dir results/one`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.predictURL == "" {
+				return configError(fmt.Errorf("--predict-url is required (the launcher's POST /predict URL, e.g. http://127.0.0.1:8000/predict)"))
+			}
+			if o.suite == "" && len(o.tasks) == 0 {
+				return configError(fmt.Errorf("give --suite SUITE or --task TASK (see `beans-slurm list suites`)"))
+			}
+			if o.outputDir == "" {
+				o.outputDir = filepath.Join("results", time.Now().Format("20060102-150405"))
+			}
+			if o.dataDir == "" {
+				o.dataDir = os.Getenv("BEANS_SLURM_DATA_DIR")
+			}
+			sum, err := runSuite(cmd, ios, g, o, "")
+			if err != nil {
+				return err
+			}
+			return printSuite(ios, o, sum)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.predictURL, "predict-url", "", "the launcher's POST /predict `URL`")
+	f.StringVar(&o.suite, "suite", "", "suite to run (see `beans-slurm list suites`)")
+	f.StringArrayVar(&o.tasks, "task", nil, "task to run (repeatable); with --suite, only these tasks of the suite")
+	f.IntVar(&o.limit, "limit", 0, "run only the first `N` samples of each task (0 = all)")
+	f.StringVarP(&o.outputDir, "output-dir", "o", "", "where results go (default results/<date-time>)")
+	f.StringVar(&o.dataDir, "data-dir", "", "local copy of the dataset (default $BEANS_SLURM_DATA_DIR)")
+	f.IntVar(&o.inFlight, "concurrency", 0, fmt.Sprintf("batches in flight at once (default %d)", predict.DefaultInFlight))
+	f.IntVar(&o.batchSize, "batch-size", 0, "items per request, at most the launcher's max_batch_size (default: that maximum)")
+	f.DurationVar(&o.timeout, "timeout", predict.DefaultTimeout, "bound on each request to the launcher")
+	f.BoolVar(&o.json, "json", false, "print the suite summary as JSON instead of a table")
+	return cmd
+}
+
+// runSuite resolves the tasks and runs them; demo uses it too, so that the demo goes through
+// exactly the code path of `run`.
+func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir string) (*eval.SuiteSummary, error) {
+	reg, err := g.registry()
+	if err != nil {
+		return nil, err
+	}
+	tasks, err := selectTasks(reg, o.suite, o.tasks)
+	if err != nil {
+		return nil, configError(err)
+	}
+	if o.limit < 0 || o.inFlight < 0 || o.batchSize < 0 {
+		return nil, configError(fmt.Errorf("--limit, --concurrency and --batch-size take numbers ≥ 0"))
+	}
+	logger := g.logger(ios)
+	prog := &report.Progress{W: ios.Err, Terminal: ios.Terminal, Log: logger}
+	cfg := eval.Config{
+		Registry:   reg,
+		Suite:      o.suite,
+		Tasks:      tasks,
+		PredictURL: o.predictURL,
+		Predict:    predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout},
+		OutputDir:  o.outputDir,
+		DataDir:    o.dataDir,
+		DemoDir:    demoDir,
+		Limit:      o.limit,
+		Progress:   prog.Update,
+		Log:        logger,
+	}
+	if cfg.DemoDir == "" {
+		cfg.DemoDir = defaultDemoDir()
+	}
+	sum, err := eval.Run(cmd.Context(), cfg)
+	if err != nil {
+		if _, ok := err.(*eval.ExistingResultsError); ok {
+			return nil, configError(err)
+		}
+		return nil, err
+	}
+	return sum, nil
+}
+
+func selectTasks(reg *registry.Registry, suite string, names []string) ([]registry.Task, error) {
+	var tasks []registry.Task
+	if suite != "" {
+		all, err := reg.SuiteTasks(suite)
+		if err != nil {
+			return nil, err
+		}
+		if len(names) == 0 {
+			return all, nil
+		}
+		for _, n := range names {
+			i := slices.IndexFunc(all, func(t registry.Task) bool { return t.ID == n })
+			if i < 0 {
+				if _, err := reg.Task(n); err != nil {
+					return nil, err
+				}
+				return nil, fmt.Errorf("task %s is not in suite %s (drop --suite to run it alone)", n, suite)
+			}
+			tasks = append(tasks, all[i])
+		}
+		return tasks, nil
+	}
+	for _, n := range names {
+		t, err := reg.Task(n)
+		if err != nil {
+			return nil, err
+		}
+		tasks = append(tasks, t)
+	}
+	return tasks, nil
+}
+
+func printSuite(ios IO, o *runOptions, sum *eval.SuiteSummary) error {
+	if o.json {
+		enc := json.NewEncoder(ios.Out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(sum)
+	}
+	if err := report.SuiteTable(ios.Out, sum); err != nil {
+		return err
+	}
+	fmt.Fprintf(ios.Out, "\nresults: %s (per task: predictions.jsonl, processed_predictions.jsonl, scored_predictions.jsonl, summary.json)\n", o.outputDir)
+	failed := 0
+	for _, t := range sum.Tasks {
+		failed += t.Failed
+	}
+	if failed > 0 {
+		fmt.Fprintf(ios.Out, "%d samples failed; their errors are in the predictions files and summaries\n", failed)
+		return &exitError{code: ExitFail, err: errReported}
+	}
+	return nil
+}
+
+// defaultDemoDir is where the demo benchmark is generated: the user's cache directory.
+func defaultDemoDir() string {
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		dir = os.TempDir()
+	}
+	return filepath.Join(dir, "beans-slurm", "demo")
+}

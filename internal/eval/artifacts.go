@@ -1,0 +1,128 @@
+package eval
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/beans-slurm/beans-slurm/internal/registry"
+)
+
+// Artifact file names, shared with BEANS-Next.
+const (
+	PredictionsFile = "predictions.jsonl"
+	ProcessedFile   = "processed_predictions.jsonl"
+	ScoredFile      = "scored_predictions.jsonl"
+	SummaryFile     = "summary.json"
+	TaskFile        = "task.json"
+	RunFile         = "run.json"
+	SuiteFile       = "suite_summary.json"
+)
+
+// PredictionLine is one line of predictions.jsonl: everything needed to score the sample
+// again anywhere, without the dataset.
+type PredictionLine struct {
+	SampleID    string `json:"sample_id"`
+	TaskID      string `json:"task_id"`
+	DatasetName string `json:"dataset_name"`
+	// Instruction is the rendered prompt text sent with the audio (judges need it).
+	Instruction string `json:"instruction"`
+	Target      string `json:"target"`
+	// Prediction is the launcher's first prediction ("" when the item failed).
+	Prediction string `json:"prediction"`
+	// Error is the failure of the item (launcher error or contract violation), or "".
+	Error string `json:"error,omitempty"`
+	// Response is the launcher's whole answer item as it arrived (null when none arrived).
+	Response   json.RawMessage `json:"response"`
+	LatencySec float64         `json:"latency_sec"`
+	Attempts   int             `json:"attempts"`
+}
+
+// TaskRecord is task.json: the task's definition and vocabulary, recorded once per task
+// directory so that predictions.jsonl can be scored without the registry or the dataset.
+type TaskRecord struct {
+	Task         registry.Task   `json:"task"`
+	Labels       []string        `json:"labels"`
+	LabelsSource string          `json:"labels_source"`
+	Prompt       PromptRecord    `json:"prompt"`
+	Model        json.RawMessage `json:"model"`
+	PredictURL   string          `json:"predict_url"`
+	Dataset      DatasetRecord   `json:"dataset"`
+	Suite        string          `json:"suite,omitempty"`
+	Limit        int             `json:"limit,omitempty"`
+	ConfigHash   string          `json:"config_hash"`
+	BeansSlurm   string          `json:"beans_slurm"`
+	Created      time.Time       `json:"created"`
+}
+
+// PromptRecord names the prompt and its exact template.
+type PromptRecord struct {
+	ID       string `json:"id"`
+	Template string `json:"template"`
+}
+
+// DatasetRecord says where the rows came from.
+type DatasetRecord struct {
+	Kind     string   `json:"kind"`
+	Repo     string   `json:"repo,omitempty"`
+	Revision string   `json:"revision,omitempty"`
+	Root     string   `json:"root"`
+	Files    []string `json:"files"`
+	Rows     int      `json:"rows"`
+}
+
+// RunRecord is run.json: how the inference went.
+type RunRecord struct {
+	Started      time.Time `json:"started"`
+	Finished     time.Time `json:"finished"`
+	InferenceSec float64   `json:"inference_sec"`
+	Samples      int       `json:"samples"`
+	Failed       int       `json:"failed"`
+	SamplesPerS  float64   `json:"samples_per_sec"`
+	BatchSize    int       `json:"batch_size"`
+	InFlight     int       `json:"in_flight"`
+}
+
+// writeJSON writes v to path atomically (temporary file in the same directory, then rename).
+func writeJSON(path string, v any) error {
+	b, err := json.MarshalIndent(v, "", "  ")
+	if err != nil {
+		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
+	}
+	return writeFileAtomic(path, append(b, '\n'))
+}
+
+func writeFileAtomic(path string, data []byte) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	_, werr := tmp.Write(data)
+	if werr == nil {
+		werr = tmp.Sync()
+	}
+	if cerr := tmp.Close(); werr == nil {
+		werr = cerr
+	}
+	if werr == nil {
+		werr = os.Rename(tmp.Name(), path)
+	}
+	if werr != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("write %s: %w", path, werr)
+	}
+	return nil
+}
+
+func readJSON(path string, v any) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("%s is not valid JSON: %w", path, err)
+	}
+	return nil
+}

@@ -1,0 +1,359 @@
+// Package eval runs one evaluation: plan the tasks, stream each task's samples, send them
+// to a launcher, append the answers to predictions.jsonl as they arrive, then score that
+// file. Scoring always reads the file, so `beans-slurm score` reproduces a live run.
+package eval
+
+import (
+	"bufio"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/charmbracelet/log"
+
+	"github.com/beans-slurm/beans-slurm/internal/audio"
+	"github.com/beans-slurm/beans-slurm/internal/contract"
+	"github.com/beans-slurm/beans-slurm/internal/dataset"
+	"github.com/beans-slurm/beans-slurm/internal/predict"
+	"github.com/beans-slurm/beans-slurm/internal/registry"
+	"github.com/beans-slurm/beans-slurm/internal/version"
+)
+
+// Config is one run.
+type Config struct {
+	Registry *registry.Registry
+	// Suite is the suite's name, recorded in the results ("" when tasks were picked one by one).
+	Suite string
+	// Tasks are the tasks to run, in order.
+	Tasks []registry.Task
+	// PredictURL is the launcher's POST /predict URL.
+	PredictURL string
+	// Predict tunes the client (batches in flight, timeouts).
+	Predict predict.Options
+	// OutputDir receives one directory per task and suite_summary.json.
+	OutputDir string
+	// DataDir is the root of a local copy of the dataset for hub and parquet sources.
+	DataDir string
+	// DemoDir is where the demo benchmark is generated (used for demo sources).
+	DemoDir string
+	// Limit runs only the first N samples of each task (0 = all).
+	Limit int
+	// Progress, when set, is called as samples complete (from one goroutine at a time).
+	Progress func(Progress)
+	// Log receives progress lines and warnings (nil = discard).
+	Log *log.Logger
+}
+
+// Progress reports how a run is going.
+type Progress struct {
+	Task      string
+	TaskIndex int // 1-based
+	Tasks     int
+	Done      int
+	Total     int
+	Failed    int
+	Started   time.Time
+	Finished  bool
+}
+
+// SuiteSummary is suite_summary.json.
+type SuiteSummary struct {
+	Suite      string          `json:"suite,omitempty"`
+	PredictURL string          `json:"predict_url"`
+	Model      json.RawMessage `json:"model"`
+	OutputDir  string          `json:"output_dir"`
+	Limit      int             `json:"limit,omitempty"`
+	Started    time.Time       `json:"started"`
+	Finished   time.Time       `json:"finished"`
+	Tasks      []SuiteTask     `json:"tasks"`
+	BeansSlurm BuildRecord     `json:"beans_slurm"`
+}
+
+// SuiteTask is one task's line in the suite summary.
+type SuiteTask struct {
+	TaskID   string             `json:"task_id"`
+	TaskType string             `json:"task_type"`
+	Headline Headline           `json:"headline"`
+	Metrics  map[string]float64 `json:"metrics"`
+	N        int                `json:"n"`
+	Failed   int                `json:"failed"`
+	Dir      string             `json:"dir"`
+}
+
+// ExistingResultsError says that an output directory already holds results of a task.
+type ExistingResultsError struct{ Path string }
+
+func (e *ExistingResultsError) Error() string {
+	return fmt.Sprintf("%s already exists; results are never overwritten: choose another --output-dir or move it away", e.Path)
+}
+
+// Run runs every task of cfg against the launcher and writes the artifacts. Items that the
+// launcher fails are recorded with their error and scored as wrong; they do not stop the run.
+func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
+	if cfg.Log == nil {
+		cfg.Log = log.New(discard{})
+	}
+	if len(cfg.Tasks) == 0 {
+		return nil, errors.New("no tasks to run")
+	}
+	for _, t := range cfg.Tasks {
+		p := filepath.Join(cfg.OutputDir, t.ID, PredictionsFile)
+		if _, err := os.Stat(p); err == nil {
+			return nil, &ExistingResultsError{Path: p}
+		}
+	}
+	// The launcher is checked before any data is read.
+	client, err := predict.Connect(ctx, cfg.PredictURL, cfg.Predict)
+	if err != nil {
+		return nil, err
+	}
+	info := client.Info()
+	if !info.Accepts(contract.PayloadBase64WAV) {
+		return nil, &predict.UnavailableError{URL: cfg.PredictURL, Reason: fmt.Sprintf("/info audio_payload_types %q lacks %q, the only payload this version sends", info.AudioPayloadTypes, contract.PayloadBase64WAV)}
+	}
+	cfg.Log.Info("launcher ready", "url", cfg.PredictURL, "name", info.Name, "model", info.Model, "revision", info.ModelRevision, "batch", client.BatchSize(), "in_flight", client.InFlight())
+
+	sum := &SuiteSummary{
+		Suite: cfg.Suite, PredictURL: cfg.PredictURL, Model: client.InfoRaw(), OutputDir: cfg.OutputDir,
+		Limit: cfg.Limit, Started: time.Now().UTC(),
+		BeansSlurm: BuildRecord{Version: version.Version, Revision: version.Revision()},
+	}
+	for i, task := range cfg.Tasks {
+		ts, err := runTask(ctx, cfg, client, task, i+1)
+		if err != nil {
+			return sum, fmt.Errorf("task %s: %w", task.ID, err)
+		}
+		sum.Tasks = append(sum.Tasks, SuiteTask{
+			TaskID: ts.TaskID, TaskType: ts.TaskType, Headline: ts.Headline, Metrics: ts.Metrics,
+			N: ts.N, Failed: ts.Failed, Dir: ts.TaskID,
+		})
+		sum.Finished = time.Now().UTC()
+		if err := writeJSON(filepath.Join(cfg.OutputDir, SuiteFile), sum); err != nil {
+			return sum, err
+		}
+	}
+	return sum, nil
+}
+
+// pending is what is kept of a sent sample until its answer is written.
+type pending struct {
+	datasetName, instruction, target string
+}
+
+func runTask(ctx context.Context, cfg Config, client *predict.Client, task registry.Task, index int) (*TaskSummary, error) {
+	dir := filepath.Join(cfg.OutputDir, task.ID)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, fmt.Errorf("create %s: %w", dir, err)
+	}
+	src, err := openSource(ctx, cfg, task)
+	if err != nil {
+		return nil, err
+	}
+	defer src.data.Close()
+	labels, labelsSource, err := vocabulary(ctx, task, src)
+	if err != nil {
+		return nil, err
+	}
+	q := dataset.Query{DatasetNames: task.DatasetNames, Limit: cfg.Limit}
+	total, err := src.data.Count(ctx, q)
+	if err != nil {
+		return nil, err
+	}
+	if total == 0 {
+		return nil, fmt.Errorf("no rows with dataset_name %s in %s; is --data-dir the right dataset?", strings.Join(task.DatasetNames, " or "), src.record.Root)
+	}
+	src.record.Rows = total
+	prompt, err := cfg.Registry.Prompt(task.Prompt)
+	if err != nil {
+		return nil, err
+	}
+	rec := TaskRecord{
+		Task: task, Labels: labels, LabelsSource: labelsSource,
+		Prompt: PromptRecord{ID: prompt.ID, Template: prompt.Template},
+		Model:  client.InfoRaw(), PredictURL: cfg.PredictURL, Dataset: src.record,
+		Suite: cfg.Suite, Limit: cfg.Limit,
+		BeansSlurm: version.String(), Created: time.Now().UTC(),
+	}
+	rec.ConfigHash = configHash(rec, client.Info())
+	if err := writeJSON(filepath.Join(dir, TaskFile), rec); err != nil {
+		return nil, err
+	}
+
+	predPath := filepath.Join(dir, PredictionsFile)
+	f, err := os.OpenFile(predPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	if err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, &ExistingResultsError{Path: predPath}
+		}
+		return nil, fmt.Errorf("create %s: %w", predPath, err)
+	}
+	defer f.Close()
+	w := bufio.NewWriterSize(f, 256<<10)
+
+	gen := contract.GenerationConfig{}
+	for k, v := range task.GenerationConfig {
+		gen[k] = v
+	}
+	if task.AudioCapSeconds > 0 {
+		if _, ok := gen["max_length_seconds"]; !ok {
+			gen["max_length_seconds"] = task.AudioCapSeconds
+		}
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var mu sync.Mutex
+	meta := make(map[string]pending, 64)
+	items := make(chan predict.Item, 2*client.InFlight()*client.BatchSize())
+	var produceErr error
+	var produced int
+	go func() {
+		defer close(items)
+		produceErr = src.data.Stream(ctx, q, func(s *dataset.Sample) error {
+			text, err := cfg.Registry.RenderPrompt(task.Prompt, registry.PromptData{
+				Instruction: s.Instruction, InstructionText: s.InstructionText, Labels: labels,
+				Task: task, Audio: contract.AudioPlaceholder,
+			})
+			if err != nil {
+				return fmt.Errorf("render prompt %s for sample %s: %w", task.Prompt, s.ID, err)
+			}
+			samples := audio.Cap(s.Audio, s.SampleRate, task.AudioCapSeconds)
+			it := contract.RequestItem{
+				SampleID:         s.ID,
+				Messages:         []contract.Message{{Role: "user", Content: text}},
+				AudioInputs:      []contract.AudioInput{{PayloadType: contract.PayloadBase64WAV, SampleRate: s.SampleRate}},
+				GenerationConfig: gen,
+			}
+			if strings.Count(text, contract.AudioPlaceholder) != 1 {
+				return fmt.Errorf("prompt %s rendered %d audio placeholders for sample %s (file %s row %d); a BEANS-Zero prompt needs exactly one %s", task.Prompt, strings.Count(text, contract.AudioPlaceholder), s.ID, s.File, s.Row, contract.AudioPlaceholder)
+			}
+			b64 := audio.AppendBase64WAV(make([]byte, 0, (audio.WAVSize(len(samples))+2)/3*4), samples, s.SampleRate)
+			it.AudioInputs[0].Data = string(b64)
+			js, err := contract.AppendRequestItem(make([]byte, 0, len(b64)+len(text)+256), &it)
+			if err != nil {
+				return fmt.Errorf("encode request for sample %s: %w", s.ID, err)
+			}
+			mu.Lock()
+			_, dup := meta[s.ID]
+			if !dup {
+				meta[s.ID] = pending{datasetName: s.DatasetName, instruction: text, target: s.Output}
+			}
+			mu.Unlock()
+			if dup {
+				return fmt.Errorf("sample id %s appears twice in the task's rows (file %s row %d); ids must be unique", s.ID, s.File, s.Row)
+			}
+			produced++
+			select {
+			case items <- predict.Item{ID: s.ID, JSON: js}:
+				return nil
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		})
+		if produceErr != nil {
+			cancel(produceErr)
+		}
+	}()
+
+	started := time.Now()
+	prog := Progress{Task: task.ID, TaskIndex: index, Tasks: len(cfg.Tasks), Total: total, Started: started}
+	report := func() {
+		if cfg.Progress != nil {
+			cfg.Progress(prog)
+		}
+	}
+	report()
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	runErr := client.Run(ctx, items, func(results []predict.Result) error {
+		for _, r := range results {
+			mu.Lock()
+			p := meta[r.SampleID]
+			delete(meta, r.SampleID)
+			mu.Unlock()
+			line := PredictionLine{
+				SampleID: r.SampleID, TaskID: task.ID, DatasetName: p.datasetName,
+				Instruction: p.instruction, Target: p.target, Prediction: r.Prediction, Error: r.Err,
+				Response: r.Item, LatencySec: r.Latency.Seconds(), Attempts: r.Attempts,
+			}
+			if line.Response == nil {
+				line.Response = json.RawMessage("null")
+			}
+			if err := enc.Encode(line); err != nil {
+				return fmt.Errorf("write %s: %w", predPath, err)
+			}
+			prog.Done++
+			if r.Err != "" {
+				prog.Failed++
+			}
+		}
+		if err := w.Flush(); err != nil {
+			return fmt.Errorf("write %s: %w", predPath, err)
+		}
+		report()
+		return nil
+	})
+	// What arrived is on disk whatever happened.
+	flushErr := w.Flush()
+	if flushErr == nil {
+		flushErr = f.Sync()
+	}
+	if produceErr != nil && !errors.Is(produceErr, context.Canceled) {
+		return nil, produceErr
+	}
+	if runErr != nil {
+		return nil, fmt.Errorf("%w (the %d answers received are in %s)", runErr, prog.Done, predPath)
+	}
+	if flushErr != nil {
+		return nil, fmt.Errorf("write %s: %w", predPath, flushErr)
+	}
+	if prog.Done != produced {
+		return nil, fmt.Errorf("sent %d samples but wrote %d answers to %s", produced, prog.Done, predPath)
+	}
+	prog.Finished = true
+	report()
+	dur := time.Since(started)
+	run := RunRecord{
+		Started: started.UTC(), Finished: time.Now().UTC(), InferenceSec: elapsed(dur),
+		Samples: prog.Done, Failed: prog.Failed, SamplesPerS: float64(prog.Done) / dur.Seconds(),
+		BatchSize: client.BatchSize(), InFlight: client.InFlight(),
+	}
+	if err := writeJSON(filepath.Join(dir, RunFile), run); err != nil {
+		return nil, err
+	}
+	if prog.Failed > 0 {
+		cfg.Log.Warn("some samples failed; they are recorded with their error and scored as wrong", "task", task.ID, "failed", prog.Failed, "of", prog.Done)
+	}
+	return ScoreFile(predPath, "")
+}
+
+// configHash identifies what was evaluated: task, vocabulary, prompt, model identity, data
+// and limit. Two runs with the same hash are comparable sample by sample.
+func configHash(rec TaskRecord, info contract.Info) string {
+	type key struct {
+		Task    registry.Task  `json:"task"`
+		Labels  []string       `json:"labels"`
+		Prompt  PromptRecord   `json:"prompt"`
+		Model   contract.Info  `json:"model"`
+		Dataset DatasetRecord  `json:"dataset"`
+		Limit   int            `json:"limit"`
+		Extra   map[string]int `json:"-"`
+	}
+	d := rec.Dataset
+	d.Root = "" // where the copy lives does not change what is evaluated
+	b, _ := json.Marshal(key{Task: rec.Task, Labels: rec.Labels, Prompt: rec.Prompt, Model: info, Dataset: d, Limit: rec.Limit})
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:8])
+}
+
+type discard struct{}
+
+func (discard) Write(p []byte) (int, error) { return len(p), nil }

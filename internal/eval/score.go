@@ -1,0 +1,252 @@
+package eval
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/beans-slurm/beans-slurm/internal/metrics"
+	"github.com/beans-slurm/beans-slurm/internal/version"
+)
+
+// TaskSummary is summary.json.
+type TaskSummary struct {
+	TaskID     string             `json:"task_id"`
+	TaskType   string             `json:"task_type"`
+	Suite      string             `json:"suite,omitempty"`
+	Headline   Headline           `json:"headline"`
+	Metrics    map[string]float64 `json:"metrics"`
+	N          int                `json:"n"`
+	Failed     int                `json:"failed"`
+	Errors     []ErrorCount       `json:"errors,omitempty"`
+	Model      json.RawMessage    `json:"model"`
+	PredictURL string             `json:"predict_url"`
+	Dataset    DatasetRecord      `json:"dataset"`
+	Labels     LabelsRecord       `json:"labels"`
+	Prompt     PromptSummary      `json:"prompt"`
+	Scorer     ScorerRecord       `json:"scorer"`
+	BeansSlurm BuildRecord        `json:"beans_slurm"`
+	ConfigHash string             `json:"config_hash"`
+	Limit      int                `json:"limit,omitempty"`
+	Run        *RunRecord         `json:"run,omitempty"`
+	Notes      []string           `json:"notes,omitempty"`
+}
+
+// Headline is the task's headline metric (accuracy, macro F1 or CIDEr).
+type Headline struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+}
+
+// ErrorCount is one distinct error message and how many items failed with it.
+type ErrorCount struct {
+	Error string `json:"error"`
+	Count int    `json:"count"`
+}
+
+// LabelsRecord summarises the vocabulary used.
+type LabelsRecord struct {
+	Count  int    `json:"count"`
+	Source string `json:"source"`
+}
+
+// PromptSummary names the prompt used.
+type PromptSummary struct {
+	ID string `json:"id"`
+}
+
+// ScorerRecord names the scorer and the label-matching policy.
+type ScorerRecord struct {
+	Version string `json:"version"`
+	Policy  string `json:"policy"`
+}
+
+// BuildRecord names the binary that scored.
+type BuildRecord struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision"`
+}
+
+// ScoreFile scores a predictions.jsonl file. It reads task.json (and run.json, when present)
+// from the same directory, and writes processed_predictions.jsonl,
+// scored_predictions.jsonl and summary.json into outDir (the predictions file's directory
+// when outDir is ""). It never writes the predictions file or task.json in place; when
+// outDir is another directory, task.json is copied there so that it is self-contained.
+func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
+	dir := filepath.Dir(predictionsPath)
+	if outDir == "" {
+		outDir = dir
+	}
+	var rec TaskRecord
+	if err := readJSON(filepath.Join(dir, TaskFile), &rec); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("score %s: no %s beside it; scoring needs the task definition that `beans-slurm run` writes there", predictionsPath, TaskFile)
+		}
+		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
+	}
+	var run *RunRecord
+	var r RunRecord
+	if err := readJSON(filepath.Join(dir, RunFile), &r); err == nil {
+		run = &r
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
+	}
+
+	lines, notes, err := readPredictions(predictionsPath)
+	if err != nil {
+		return nil, err
+	}
+	inputs := make([]metrics.Input, len(lines))
+	errCounts := map[string]int{}
+	for i, l := range lines {
+		inputs[i] = metrics.Input{SampleID: l.SampleID, Answer: l.Prediction, Target: l.Target, Failed: l.Error != ""}
+		if l.Error != "" {
+			errCounts[l.Error]++
+		}
+	}
+	res, err := metrics.Score(rec.Task.Type, rec.Labels, inputs)
+	if err != nil {
+		return nil, fmt.Errorf("score %s (task %s): %w", predictionsPath, rec.Task.ID, err)
+	}
+
+	if err := os.MkdirAll(outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("score: create %s: %w", outDir, err)
+	}
+	if !sameDir(outDir, dir) {
+		if err := writeJSON(filepath.Join(outDir, TaskFile), rec); err != nil {
+			return nil, err
+		}
+	}
+	if err := writeSamples(filepath.Join(outDir, ProcessedFile), rec.Task.ID, res.Samples, false); err != nil {
+		return nil, err
+	}
+	if err := writeSamples(filepath.Join(outDir, ScoredFile), rec.Task.ID, res.Samples, true); err != nil {
+		return nil, err
+	}
+	sum := &TaskSummary{
+		TaskID:     rec.Task.ID,
+		TaskType:   rec.Task.Type,
+		Suite:      rec.Suite,
+		Headline:   Headline{Name: res.Headline, Value: res.Metrics[res.Headline]},
+		Metrics:    res.Metrics,
+		N:          res.N,
+		Failed:     res.Failed,
+		Errors:     topErrors(errCounts, 10),
+		Model:      rec.Model,
+		PredictURL: rec.PredictURL,
+		Dataset:    rec.Dataset,
+		Labels:     LabelsRecord{Count: len(rec.Labels), Source: rec.LabelsSource},
+		Prompt:     PromptSummary{ID: rec.Prompt.ID},
+		Scorer:     ScorerRecord{Version: metrics.Version, Policy: res.Policy},
+		BeansSlurm: BuildRecord{Version: version.Version, Revision: version.Revision()},
+		ConfigHash: rec.ConfigHash,
+		Limit:      rec.Limit,
+		Run:        run,
+		Notes:      notes,
+	}
+	if rec.Task.Type == "captioning" {
+		sum.Notes = append(sum.Notes, "SPIDEr is not reported: SPICE is not available in this version; CIDEr-D is")
+	}
+	if err := writeJSON(filepath.Join(outDir, SummaryFile), sum); err != nil {
+		return nil, err
+	}
+	return sum, nil
+}
+
+// readPredictions reads every line of a predictions file. A torn last line (a write cut
+// short by a crash) is skipped with a note; any other unreadable line is an error that
+// names the line, since skipping it would silently change the numbers.
+func readPredictions(path string) ([]PredictionLine, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("score: %w", err)
+	}
+	defer f.Close()
+	r := bufio.NewReaderSize(f, 1<<20)
+	var out []PredictionLine
+	var notes []string
+	seen := map[string]int{}
+	for n := 1; ; n++ {
+		line, err := r.ReadBytes('\n')
+		if err != nil && err != io.EOF {
+			return nil, nil, fmt.Errorf("read %s line %d: %w", path, n, err)
+		}
+		complete := err == nil
+		if len(bytes.TrimSpace(line)) > 0 {
+			var p PredictionLine
+			if uerr := json.Unmarshal(line, &p); uerr != nil || p.SampleID == "" {
+				if !complete {
+					notes = append(notes, fmt.Sprintf("skipped a torn last line (%d bytes) of %s", len(line), filepath.Base(path)))
+					break
+				}
+				why := "no sample_id"
+				if uerr != nil {
+					why = uerr.Error()
+				}
+				return nil, nil, fmt.Errorf("%s line %d is not a prediction record (%s); fix or remove that line and score again", path, n, why)
+			}
+			if prev, dup := seen[p.SampleID]; dup {
+				return nil, nil, fmt.Errorf("%s line %d repeats sample_id %q of line %d; a predictions file holds each sample once", path, n, p.SampleID, prev)
+			}
+			seen[p.SampleID] = n
+			out = append(out, p)
+		}
+		if !complete {
+			break
+		}
+	}
+	return out, notes, nil
+}
+
+type sampleLine struct {
+	TaskID string `json:"task_id"`
+	metrics.Sample
+}
+
+func writeSamples(path, taskID string, samples []metrics.Sample, withScores bool) error {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	for _, s := range samples {
+		if !withScores {
+			s.Scores = nil
+		}
+		if err := enc.Encode(sampleLine{TaskID: taskID, Sample: s}); err != nil {
+			return fmt.Errorf("encode %s: %w", path, err)
+		}
+	}
+	return writeFileAtomic(path, buf.Bytes())
+}
+
+func topErrors(counts map[string]int, n int) []ErrorCount {
+	out := make([]ErrorCount, 0, len(counts))
+	for e, c := range counts {
+		out = append(out, ErrorCount{Error: e, Count: c})
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Count != out[j].Count {
+			return out[i].Count > out[j].Count
+		}
+		return out[i].Error < out[j].Error
+	})
+	if len(out) > n {
+		out = out[:n]
+	}
+	return out
+}
+
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && filepath.Clean(aa) == filepath.Clean(bb)
+}
+
+// elapsed rounds a duration to seconds with millisecond precision.
+func elapsed(d time.Duration) float64 { return float64(d.Milliseconds()) / 1000 }
