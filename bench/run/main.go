@@ -90,7 +90,7 @@ func makeData(work, name string, n, samples, rate int) dataSet {
 			label := []string{"alpha", "beta", "gamma"}[i%3]
 			err := yield(demo.Row{
 				ID: fmt.Sprintf("bench-%06d", i), DatasetName: "bench-clips", Task: "classification",
-				Instruction: contract.AudioPlaceholder + " What is the common name for the focal species in the audio? Answer:",
+				Instruction:     contract.AudioPlaceholder + " What is the common name for the focal species in the audio? Answer:",
 				InstructionText: "What is the common name for the focal species in the audio? Answer:",
 				Output:          label, Audio: buf, SampleRate: rate,
 				Metadata: fmt.Sprintf(`{"sample_rate": %d, "duration": %g}`, rate, float64(samples)/float64(rate)),

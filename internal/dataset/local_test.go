@@ -447,14 +447,16 @@ func allocatedPerRow(t *testing.T, n int) float64 {
 }
 
 // TestStreamMemoryBounded checks that allocation per row does not grow with the number of
-// rows, and stays well below the size of a row's audio.
+// rows, and stays below the size of one row's audio: a reader that copied each row's audio
+// (or held a row group) would allocate at least that much per row. The figure itself varies
+// with page and decompression buffer reuse, so only these two bounds are checked.
 func TestStreamMemoryBounded(t *testing.T) {
 	small, large := allocatedPerRow(t, 4), allocatedPerRow(t, 16)
 	t.Logf("allocated per 10 s row: %.0f bytes (4 rows), %.0f bytes (16 rows); audio is %d bytes", small, large, 160000*8)
 	if large > 1.25*small+4096 {
 		t.Errorf("allocation per row grows with rows: %.0f → %.0f bytes", small, large)
 	}
-	if large > 160000*8/4 {
+	if large >= 160000*8 {
 		t.Errorf("%.0f bytes allocated per row: audio is being copied around", large)
 	}
 }
