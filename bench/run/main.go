@@ -43,6 +43,20 @@ var (
 	keep     = flag.Bool("keep", false, "keep the work directory")
 )
 
+// Placement of the processes on a 2-core machine. "shared": launcher and client compete for
+// both cores (the worst case: every cycle the client spends is taken from the launcher).
+// "isolated": the launcher on CPU 1, the client on CPU 0, as on a cluster where the model
+// serves on a GPU node and the benchmark runs on another node.
+type placement struct {
+	name             string
+	launcher, client []string // command prefixes
+}
+
+var placements = []placement{
+	{name: "shared"},
+	{name: "isolated", launcher: []string{"taskset", "-c", "1"}, client: []string{"taskset", "-c", "0"}},
+}
+
 func main() {
 	flag.Parse()
 	work, err := os.MkdirTemp("", "beans-bench-")
@@ -117,8 +131,9 @@ generation_config: {max_tokens: 16, temperature: 0.0}
 }
 
 // launcher starts the dummy launcher in its own process and returns its predict URL.
-func launcher(bin string, args ...string) (string, func()) {
-	cmd := exec.Command(bin, append([]string{"launcher", "dummy", "--port", "0", "--log-level", "error"}, args...)...)
+func launcher(prefix []string, bin string, args ...string) (string, func()) {
+	argv := append(append(append([]string(nil), prefix...), bin), append([]string{"launcher", "dummy", "--port", "0", "--log-level", "error"}, args...)...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.StdoutPipe()
 	check(err)
 	cmd.Stderr = os.Stderr
@@ -134,12 +149,13 @@ type runResult struct {
 	wall   time.Duration
 }
 
-func runOnce(bin, work string, d dataSet, url string, extra ...string) runResult {
+func runOnce(prefix []string, bin, work string, d dataSet, url string, extra ...string) runResult {
 	out, err := os.MkdirTemp(work, "out-")
 	check(err)
 	args := append([]string{"run", "--predict-url", url, "--task", "bench_clips", "--data-dir", d.dir,
 		"--registry", d.registry, "--output-dir", out, "--log-level", "error"}, extra...)
-	cmd := exec.Command(bin, args...)
+	argv := append(append(append([]string(nil), prefix...), bin), args...)
+	cmd := exec.Command(argv[0], argv[1:]...)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	start := time.Now()
@@ -224,28 +240,43 @@ func minimalClient(d dataSet, url string, batch, inFlight int) float64 {
 }
 
 func hashBench(bin, work string, d dataSet) {
-	url, stop := launcher(bin, "--mode", "hash", "--max-batch-size", "8")
-	defer stop()
-	var runs, mins []float64
-	for r := 0; r < *rounds; r++ {
-		mins = append(mins, minimalClient(d, url, 8, *inFlight))
-		runs = append(runs, runOnce(bin, work, d, url, "--concurrency", fmt.Sprint(*inFlight)).rate)
+	for _, p := range placements {
+		url, stop := launcher(p.launcher, bin, "--mode", "hash", "--max-batch-size", "8")
+		pin(p.client)
+		minimalClient(d, url, 8, *inFlight) // warm-up
+		var runs, mins []float64
+		for r := 0; r < *rounds; r++ {
+			mins = append(mins, minimalClient(d, url, 8, *inFlight))
+			runs = append(runs, runOnce(p.client, bin, work, d, url, "--concurrency", fmt.Sprint(*inFlight)).rate)
+		}
+		pin(nil)
+		stop()
+		m, rr := median(mins), median(runs)
+		fmt.Printf("\n## hash mode, %s cores, %d rows of 10 s 16 kHz, batch 8, %d batches in flight, %d rounds\n", p.name, d.rows, *inFlight, *rounds)
+		fmt.Printf("minimal client (pre-encoded requests): %.1f samples/s  %v\n", m, fmtAll(mins))
+		fmt.Printf("beans-slurm run:                       %.1f samples/s  %v\n", rr, fmtAll(runs))
+		fmt.Printf("ratio run / minimal client:            %.2f\n", rr/m)
 	}
-	m, rr := median(mins), median(runs)
-	fmt.Printf("\n## hash mode, %d rows of 10 s 16 kHz, batch 8, %d batches in flight, %d rounds\n", d.rows, *inFlight, *rounds)
-	fmt.Printf("minimal client (pre-encoded requests): %.1f samples/s  %v\n", m, fmtAll(mins))
-	fmt.Printf("beans-slurm run:                       %.1f samples/s  %v\n", rr, fmtAll(runs))
-	fmt.Printf("ratio run / minimal client:            %.2f\n", rr/m)
+}
+
+// pin moves this process (the minimal client) onto the CPUs of a taskset prefix, or back to
+// all CPUs.
+func pin(prefix []string) {
+	cpus := fmt.Sprintf("0-%d", numCPU()-1)
+	if len(prefix) == 3 {
+		cpus = prefix[2]
+	}
+	run("taskset", "-a", "-p", "-c", cpus, fmt.Sprint(os.Getpid()))
 }
 
 func capacityBench(bin, work string, d dataSet) {
-	url, stop := launcher(bin, "--mode", "hash", "--max-batch-size", "8", "--latency", "200ms", "--slots", "4")
+	url, stop := launcher(nil, bin, "--mode", "hash", "--max-batch-size", "8", "--latency", "200ms", "--slots", "4")
 	defer stop()
 	const capacity = 4 * 8 / 0.2
 	var def, one []float64
 	for r := 0; r < *rounds; r++ {
-		def = append(def, runOnce(bin, work, d, url).rate)
-		one = append(one, runOnce(bin, work, d, url, "--concurrency", "1").rate)
+		def = append(def, runOnce(nil, bin, work, d, url).rate)
+		one = append(one, runOnce(nil, bin, work, d, url, "--concurrency", "1").rate)
 	}
 	fmt.Printf("\n## fixed-capacity launcher (--latency 200ms --slots 4, batch 8 = %.0f samples/s), %d rows of 1 s\n", capacity, d.rows)
 	fmt.Printf("beans-slurm run (default in flight): %.1f samples/s = %.0f%% of capacity  %v\n", median(def), 100*median(def)/capacity, fmtAll(def))
@@ -254,10 +285,10 @@ func capacityBench(bin, work string, d dataSet) {
 }
 
 func memoryBench(bin, work string, small, large dataSet) {
-	url, stop := launcher(bin, "--mode", "hash", "--max-batch-size", "8")
+	url, stop := launcher(nil, bin, "--mode", "hash", "--max-batch-size", "8")
 	defer stop()
-	s := runOnce(bin, work, small, url)
-	l := runOnce(bin, work, large, url)
+	s := runOnce(nil, bin, work, small, url)
+	l := runOnce(nil, bin, work, large, url)
 	fmt.Printf("\n## peak memory of run (1 s 16 kHz rows)\n")
 	fmt.Printf("%5d rows: max RSS %.1f MiB\n", small.rows, float64(s.maxRSS)/(1<<20))
 	fmt.Printf("%5d rows: max RSS %.1f MiB\n", large.rows, float64(l.maxRSS)/(1<<20))
@@ -280,7 +311,7 @@ func fmtAll(x []float64) string {
 
 func run(name string, args ...string) {
 	cmd := exec.Command(name, args...)
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Stderr = os.Stderr
 	check(cmd.Run())
 }
 

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 
 	"github.com/charmbracelet/log"
@@ -59,6 +60,8 @@ var errReported = errors.New("reported")
 type globals struct {
 	registryDirs []string
 	logLevel     string
+	cpuProfile   string
+	stopProfile  func()
 }
 
 // Main runs the command line args and returns the process exit code.
@@ -69,7 +72,9 @@ func Main(ctx context.Context, args []string, ios IO) int {
 	root.SetOut(ios.Out)
 	root.SetErr(ios.Err)
 	err := root.ExecuteContext(ctx)
-	_ = g
+	if g.stopProfile != nil {
+		g.stopProfile()
+	}
 	if err == nil {
 		return ExitOK
 	}
@@ -120,6 +125,23 @@ Start with:  beans-slurm demo`,
 	root.SetVersionTemplate("beans-slurm {{.Version}}\n")
 	root.PersistentFlags().StringArrayVar(&g.registryDirs, "registry", nil, "extra registry `DIR` (tasks/, suites/, prompts/, models/) over the embedded one; repeatable; also $BEANS_SLURM_REGISTRY (colon-separated)")
 	root.PersistentFlags().StringVar(&g.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	root.PersistentFlags().StringVar(&g.cpuProfile, "cpuprofile", "", "write a CPU profile to `FILE` (for performance work)")
+	_ = root.PersistentFlags().MarkHidden("cpuprofile")
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		if g.cpuProfile == "" {
+			return nil
+		}
+		f, err := os.Create(g.cpuProfile)
+		if err != nil {
+			return configError(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			f.Close()
+			return configError(fmt.Errorf("--cpuprofile: %w", err))
+		}
+		g.stopProfile = func() { pprof.StopCPUProfile(); f.Close() }
+		return nil
+	}
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error {
 		return configError(fmt.Errorf("%w\nsee `%s --help`", err, c.CommandPath()))
 	})

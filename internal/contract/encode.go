@@ -11,6 +11,16 @@ import (
 // scan instead of a reflective pass: a client encodes hundreds of kilobytes of base64 per
 // sample, and this keeps that off the critical path.
 func AppendRequestItem(dst []byte, it *RequestItem) ([]byte, error) {
+	return AppendRequestItemWith(dst, it, nil)
+}
+
+// PayloadWriter appends the data of audio input i to dst, as a JSON-safe string body
+// without quotes (base64 is), instead of AudioInputs[i].Data.
+type PayloadWriter func(dst []byte, i int) []byte
+
+// AppendRequestItemWith is AppendRequestItem with the audio data written by payload (when
+// not nil) straight into dst: a client then never holds the base64 text of a clip twice.
+func AppendRequestItemWith(dst []byte, it *RequestItem, payload PayloadWriter) ([]byte, error) {
 	dst = append(dst, `{"sample_id":`...)
 	dst = AppendJSONString(dst, it.SampleID)
 	dst = append(dst, `,"messages":[`...)
@@ -32,7 +42,13 @@ func AppendRequestItem(dst []byte, it *RequestItem) ([]byte, error) {
 		dst = append(dst, `{"payload_type":`...)
 		dst = AppendJSONString(dst, a.PayloadType)
 		dst = append(dst, `,"data":`...)
-		dst = AppendJSONString(dst, a.Data)
+		if payload != nil {
+			dst = append(dst, '"')
+			dst = payload(dst, i)
+			dst = append(dst, '"')
+		} else {
+			dst = AppendJSONString(dst, a.Data)
+		}
 		dst = append(dst, `,"sample_rate":`...)
 		dst = strconv.AppendInt(dst, int64(a.SampleRate), 10)
 		dst = append(dst, '}')

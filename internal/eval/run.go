@@ -213,6 +213,9 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	var mu sync.Mutex
 	meta := make(map[string]pending, 64)
 	items := make(chan predict.Item, 2*client.InFlight()*client.BatchSize())
+	// Request buffers are reused once their batch is sent: a run then allocates little per
+	// sample however large the clips. The free list holds at most what can be in flight.
+	free := make(chan []byte, cap(items)+(client.InFlight()+2)*client.BatchSize())
 	var produceErr error
 	var produced int
 	go func() {
@@ -229,15 +232,24 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 			it := contract.RequestItem{
 				SampleID:         s.ID,
 				Messages:         []contract.Message{{Role: "user", Content: text}},
-				AudioInputs:      []contract.AudioInput{{PayloadType: contract.PayloadBase64WAV, SampleRate: s.SampleRate}},
+				AudioInputs:      []contract.AudioInput{{PayloadType: contract.PayloadBase64WAV, SampleRate: s.SampleRate}}, // data written below
 				GenerationConfig: gen,
 			}
 			if strings.Count(text, contract.AudioPlaceholder) != 1 {
 				return fmt.Errorf("prompt %s rendered %d audio placeholders for sample %s (file %s row %d); a BEANS-Zero prompt needs exactly one %s", task.Prompt, strings.Count(text, contract.AudioPlaceholder), s.ID, s.File, s.Row, contract.AudioPlaceholder)
 			}
-			b64 := audio.AppendBase64WAV(make([]byte, 0, (audio.WAVSize(len(samples))+2)/3*4), samples, s.SampleRate)
-			it.AudioInputs[0].Data = string(b64)
-			js, err := contract.AppendRequestItem(make([]byte, 0, len(b64)+len(text)+256), &it)
+			need := (audio.WAVSize(len(samples))+2)/3*4 + len(text) + len(s.ID) + 512
+			var buf []byte
+			select {
+			case buf = <-free:
+			default:
+			}
+			if cap(buf) < need {
+				buf = make([]byte, 0, need+need/8)
+			}
+			js, err := contract.AppendRequestItemWith(buf[:0], &it, func(dst []byte, _ int) []byte {
+				return audio.AppendBase64WAV(dst, samples, s.SampleRate)
+			})
 			if err != nil {
 				return fmt.Errorf("encode request for sample %s: %w", s.ID, err)
 			}
@@ -252,7 +264,12 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 			}
 			produced++
 			select {
-			case items <- predict.Item{ID: s.ID, JSON: js}:
+			case items <- predict.Item{ID: s.ID, JSON: js, Release: func() {
+				select {
+				case free <- js:
+				default:
+				}
+			}}:
 				return nil
 			case <-ctx.Done():
 				return context.Cause(ctx)

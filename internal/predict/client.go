@@ -200,6 +200,9 @@ func (c *Client) authorize(req *http.Request) {
 type Item struct {
 	ID   string
 	JSON []byte
+	// Release, when set, is called once the client no longer needs JSON (after the POST
+	// that carried it), so that the caller can reuse the buffer.
+	Release func()
 }
 
 // Result is the outcome of one item.
@@ -235,6 +238,11 @@ func (c *Client) Run(ctx context.Context, in <-chan Item, emit func([]Result) er
 			defer wg.Done()
 			for b := range batches {
 				res := c.send(ctx, b)
+				for _, it := range b {
+					if it.Release != nil {
+						it.Release()
+					}
+				}
 				select {
 				case results <- res:
 				case <-ctx.Done():
