@@ -77,8 +77,8 @@ func main() {
 		capacityBench(bin, work, data)
 	}
 	if strings.Contains(*only, "memory") {
-		small := makeData(work, "mem-small", 200, 16000, 16000)
-		large := makeData(work, "mem-large", 2000, 16000, 16000)
+		small := makeData(work, "mem-small", 400, 8000, 16000)
+		large := makeData(work, "mem-large", 4000, 8000, 16000)
 		memoryBench(bin, work, small, large)
 	}
 }
@@ -289,7 +289,7 @@ func memoryBench(bin, work string, small, large dataSet) {
 	defer stop()
 	s := runOnce(nil, bin, work, small, url)
 	l := runOnce(nil, bin, work, large, url)
-	fmt.Printf("\n## peak memory of run (1 s 16 kHz rows)\n")
+	fmt.Printf("\n## peak memory of run (0.5 s 16 kHz rows)\n")
 	fmt.Printf("%5d rows: max RSS %.1f MiB\n", small.rows, float64(s.maxRSS)/(1<<20))
 	fmt.Printf("%5d rows: max RSS %.1f MiB\n", large.rows, float64(l.maxRSS)/(1<<20))
 	fmt.Printf("ratio large / small: %.2f (rows ×%d)\n", float64(l.maxRSS)/float64(s.maxRSS), large.rows/small.rows)

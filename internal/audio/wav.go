@@ -47,11 +47,10 @@ func pcm16(x float64) int16 {
 	case x != x: // NaN
 		return 0
 	}
+	// Round half away from zero without a branch on the sign, which audio makes
+	// unpredictable.
 	v := x * 32767
-	if v >= 0 {
-		return int16(v + 0.5)
-	}
-	return int16(v - 0.5)
+	return int16(v + math.Copysign(0.5, v))
 }
 
 // putPCM16 writes samples as little-endian 16-bit PCM into out, which must hold 2*len(samples)
@@ -79,9 +78,14 @@ func AppendWAV(dst []byte, samples []float64, rate int) []byte {
 	return dst
 }
 
-// base64Chunk is how many samples AppendBase64WAV converts per step. 3 samples make 6 bytes,
-// a multiple of 3, so every chunk encodes to whole base64 quanta without padding.
-const base64Chunk = 3 * 1024
+// b64Pairs maps 12 bits to their two standard base64 characters (little-endian uint16).
+var b64Pairs = func() (t [4096]uint16) {
+	const alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+	for v := range t {
+		t[v] = uint16(alphabet[v>>6]) | uint16(alphabet[v&0x3f])<<8
+	}
+	return t
+}()
 
 // AppendBase64WAV appends the standard base64 encoding (no prefix) of the WAV file that
 // AppendWAV would produce. The WAV bytes are never built in full: samples are converted and
@@ -93,7 +97,7 @@ func AppendBase64WAV(dst []byte, samples []float64, rate int) []byte {
 	start := len(dst)
 	out := dst[start : start+total]
 
-	var buf [2*base64Chunk + wavHeaderSize]byte
+	var buf [wavHeaderSize + 8]byte
 	// The 44-byte header is not a multiple of 3: encode it together with the first 2 samples
 	// (44+4 = 48 bytes) so every later chunk starts on a quantum boundary.
 	head := appendHeader(buf[:0], len(samples), rate)
@@ -104,11 +108,20 @@ func AppendBase64WAV(dst []byte, samples []float64, rate int) []byte {
 	n := len(head) + 2*first
 	enc.Encode(out, buf[:n])
 	o := enc.EncodedLen(n)
-	for i := first; i < len(samples); i += base64Chunk {
-		chunk := samples[i:min(i+base64Chunk, len(samples))]
-		putPCM16(buf[:], chunk)
-		enc.Encode(out[o:], buf[:2*len(chunk)])
-		o += enc.EncodedLen(2 * len(chunk))
+	i := first
+	// Three samples are six bytes, two base64 quanta: convert and encode them in one step
+	// through a table of 12-bit pairs, with no intermediate buffer.
+	for ; i+3 <= len(samples); i += 3 {
+		a, b, c := uint32(uint16(pcm16(samples[i]))), uint32(uint16(pcm16(samples[i+1]))), uint32(uint16(pcm16(samples[i+2])))
+		q1 := (a&0xff)<<16 | (a>>8)<<8 | (b & 0xff)
+		q2 := (b>>8)<<16 | (c&0xff)<<8 | (c >> 8)
+		binary.LittleEndian.PutUint64(out[o:o+8], uint64(b64Pairs[q1>>12])|uint64(b64Pairs[q1&0xfff])<<16|
+			uint64(b64Pairs[q2>>12])<<32|uint64(b64Pairs[q2&0xfff])<<48)
+		o += 8
+	}
+	if rest := samples[i:]; len(rest) > 0 {
+		putPCM16(buf[:], rest)
+		enc.Encode(out[o:], buf[:2*len(rest)])
 	}
 	return dst[:start+total]
 }

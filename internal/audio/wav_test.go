@@ -213,10 +213,13 @@ func TestAppendWAV(t *testing.T) {
 }
 
 func TestAppendBase64WAVMatchesWAV(t *testing.T) {
-	for _, n := range []int{0, 1, 2, 3, 4, 5, 100, base64Chunk - 1, base64Chunk, base64Chunk + 1, base64Chunk + 2, 3*base64Chunk + 7} {
+	for _, n := range []int{0, 1, 2, 3, 4, 5, 6, 7, 8, 100, 3071, 3072, 3073, 3074, 9223} {
 		s := make([]float64, n)
 		for i := range s {
 			s[i] = math.Sin(float64(i) * 0.01)
+		}
+		if n > 7 {
+			s[3], s[4], s[5], s[6], s[7] = 1.5, -1.5, math.NaN(), -1, 32767.0/32768
 		}
 		want := base64.StdEncoding.EncodeToString(AppendWAV(nil, s, 16000))
 		got := AppendBase64WAV([]byte("pre"), s, 16000)

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
+
 	"github.com/beans-slurm/beans-slurm/internal/demo"
 )
 
@@ -51,30 +53,8 @@ func EnsureDemo(ctx context.Context, dir string) (root string, err error) {
 	if err := WriteParquet(filepath.Join(root, DemoShard), rows, demoRowGroupRows); err != nil {
 		return "", fmt.Errorf("generate demo data in %s: %w", root, err)
 	}
-	if err := writeFileAtomic(marker, []byte(demo.Version+"\n")); err != nil {
+	if err := atomicfile.Write(marker, []byte(demo.Version+"\n")); err != nil {
 		return "", fmt.Errorf("generate demo data in %s: %w", root, err)
 	}
 	return root, nil
-}
-
-// writeFileAtomic writes data to a temporary file beside path and renames it to path.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		os.Remove(tmp.Name())
-		return err
-	}
-	return nil
 }

@@ -2,8 +2,8 @@ package dataset
 
 import (
 	"fmt"
-	"os"
-	"path/filepath"
+
+	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
 
 	"github.com/parquet-go/parquet-go"
 
@@ -70,16 +70,11 @@ func writeParquet(path string, rows func(yield func(demo.Row) error) error, rowG
 	if rowGroupRows <= 0 {
 		rowGroupRows = 64
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	tmp, err := atomicfile.Create(path)
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
+	defer tmp.Abort()
 	var (
 		write func(demo.Row) error
 		flush func() error
@@ -113,14 +108,5 @@ func writeParquet(path string, rows func(yield func(demo.Row) error) error, rowG
 	if err := close(); err != nil {
 		return fmt.Errorf("write %s: finish file: %w", path, err)
 	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
+	return tmp.Commit()
 }

@@ -212,7 +212,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	defer cancel(nil)
 	var mu sync.Mutex
 	meta := make(map[string]pending, 64)
-	items := make(chan predict.Item, 2*client.InFlight()*client.BatchSize())
+	items := make(chan predict.Item, 2*client.BatchSize())
 	// Request buffers are reused once their batch is sent: a run then allocates little per
 	// sample however large the clips. The free list holds at most what can be in flight.
 	free := make(chan []byte, cap(items)+(client.InFlight()+2)*client.BatchSize())

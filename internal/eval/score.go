@@ -12,6 +12,8 @@ import (
 	"sort"
 	"time"
 
+	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
+
 	"github.com/beans-slurm/beans-slurm/internal/metrics"
 	"github.com/beans-slurm/beans-slurm/internal/version"
 )
@@ -163,14 +165,14 @@ func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
 // readPredictions reads every line of a predictions file. A torn last line (a write cut
 // short by a crash) is skipped with a note; any other unreadable line is an error that
 // names the line, since skipping it would silently change the numbers.
-func readPredictions(path string) ([]PredictionLine, []string, error) {
+func readPredictions(path string) ([]scoreLine, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("score: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
-	var out []PredictionLine
+	var out []scoreLine
 	var notes []string
 	seen := map[string]int{}
 	for n := 1; ; n++ {
@@ -180,7 +182,7 @@ func readPredictions(path string) ([]PredictionLine, []string, error) {
 		}
 		complete := err == nil
 		if len(bytes.TrimSpace(line)) > 0 {
-			var p PredictionLine
+			var p scoreLine
 			if uerr := json.Unmarshal(line, &p); uerr != nil || p.SampleID == "" {
 				if !complete {
 					notes = append(notes, fmt.Sprintf("skipped a torn last line (%d bytes) of %s", len(line), filepath.Base(path)))
@@ -205,24 +207,41 @@ func readPredictions(path string) ([]PredictionLine, []string, error) {
 	return out, notes, nil
 }
 
+// scoreLine is the part of a PredictionLine that scoring reads: scoring holds every line in
+// memory (corpus metrics need them all), so it keeps only these few strings.
+type scoreLine struct {
+	SampleID   string `json:"sample_id"`
+	Target     string `json:"target"`
+	Prediction string `json:"prediction"`
+	Error      string `json:"error"`
+}
+
 type sampleLine struct {
 	TaskID string `json:"task_id"`
 	metrics.Sample
 }
 
 func writeSamples(path, taskID string, samples []metrics.Sample, withScores bool) error {
-	var buf bytes.Buffer
-	enc := json.NewEncoder(&buf)
+	f, err := atomicfile.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Abort()
+	w := bufio.NewWriterSize(f, 256<<10)
+	enc := json.NewEncoder(w)
 	enc.SetEscapeHTML(false)
 	for _, s := range samples {
 		if !withScores {
 			s.Scores = nil
 		}
 		if err := enc.Encode(sampleLine{TaskID: taskID, Sample: s}); err != nil {
-			return fmt.Errorf("encode %s: %w", path, err)
+			return fmt.Errorf("write %s: %w", path, err)
 		}
 	}
-	return writeFileAtomic(path, buf.Bytes())
+	if err := w.Flush(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Commit()
 }
 
 func topErrors(counts map[string]int, n int) []ErrorCount {

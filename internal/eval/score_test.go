@@ -1,0 +1,101 @@
+package eval
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/beans-slurm/beans-slurm/internal/registry"
+)
+
+// writeRun lays out a task directory as `run` does, with the given predictions file body.
+func writeRun(t *testing.T, body string) string {
+	t.Helper()
+	dir := t.TempDir()
+	rec := TaskRecord{
+		Task:   registry.Task{ID: "t", Type: registry.Classification, DatasetNames: []string{"d"}},
+		Labels: []string{"cat", "dog"}, LabelsSource: "test", Model: json.RawMessage(`{"name":"m"}`),
+	}
+	if err := writeJSON(filepath.Join(dir, TaskFile), rec); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, PredictionsFile)
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func line(id, target, pred, errStr string) string {
+	b, _ := json.Marshal(PredictionLine{SampleID: id, TaskID: "t", Target: target, Prediction: pred, Error: errStr, Response: json.RawMessage("null")})
+	return string(b) + "\n"
+}
+
+func TestScoreFile(t *testing.T) {
+	good := line("a", "cat", "cat", "") + line("b", "dog", "dgo", "") + line("c", "dog", "", "launcher error: boom")
+	tests := []struct {
+		name    string
+		body    string
+		wantErr string
+		wantN   int
+		wantAcc float64
+		note    string
+	}{
+		{name: "plain", body: good, wantN: 3, wantAcc: 2.0 / 3},
+		{name: "torn last line", body: good + `{"sample_id":"d","tar`, wantN: 3, wantAcc: 2.0 / 3, note: "torn last line"},
+		{name: "broken middle line", body: line("a", "cat", "cat", "") + "{oops\n" + line("b", "dog", "dog", ""), wantErr: "line 2 is not a prediction record"},
+		{name: "duplicate id", body: good + line("a", "cat", "dog", ""), wantErr: `line 4 repeats sample_id "a" of line 1`},
+		{name: "no sample id", body: `{"target":"cat"}` + "\n", wantErr: "line 1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := writeRun(t, tt.body)
+			sum, err := ScoreFile(p, "")
+			if tt.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+					t.Fatalf("err %v, want %q", err, tt.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if sum.N != tt.wantN || sum.Headline.Name != "accuracy" || sum.Headline.Value != tt.wantAcc || sum.Failed != 1 {
+				t.Errorf("summary n=%d %v failed=%d", sum.N, sum.Headline, sum.Failed)
+			}
+			if len(sum.Errors) != 1 || sum.Errors[0].Count != 1 || !strings.Contains(sum.Errors[0].Error, "boom") {
+				t.Errorf("errors %+v", sum.Errors)
+			}
+			if tt.note != "" && !strings.Contains(strings.Join(sum.Notes, " "), tt.note) {
+				t.Errorf("notes %q lack %q", sum.Notes, tt.note)
+			}
+			after, _ := os.ReadFile(p)
+			if string(after) != tt.body {
+				t.Error("the predictions file was changed")
+			}
+		})
+	}
+}
+
+func TestScoreFileElsewhere(t *testing.T) {
+	p := writeRun(t, line("a", "cat", "cat", ""))
+	out := filepath.Join(t.TempDir(), "re")
+	if _, err := ScoreFile(p, out); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{TaskFile, ProcessedFile, ScoredFile, SummaryFile} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(out, PredictionsFile)); err == nil {
+		t.Error("score wrote a predictions file")
+	}
+	// Without task.json there is nothing to score against.
+	os.Remove(filepath.Join(filepath.Dir(p), TaskFile))
+	if _, err := ScoreFile(p, ""); err == nil || !strings.Contains(err.Error(), "no task.json beside it") {
+		t.Fatalf("err %v", err)
+	}
+}
