@@ -85,6 +85,9 @@ type RunRecord struct {
 	SamplesPerS  float64   `json:"samples_per_sec"`
 	BatchSize    int       `json:"batch_size"`
 	InFlight     int       `json:"in_flight"`
+	// PeakRSSMiB is the process's peak resident memory up to the end of this task's
+	// inference (0 where the system does not tell).
+	PeakRSSMiB float64 `json:"peak_rss_mib"`
 }
 
 // writeJSON writes v to path atomically (temporary file in the same directory, then rename).

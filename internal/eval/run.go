@@ -341,7 +341,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	run := RunRecord{
 		Started: started.UTC(), Finished: time.Now().UTC(), InferenceSec: elapsed(dur),
 		Samples: prog.Done, Failed: prog.Failed, SamplesPerS: float64(prog.Done) / dur.Seconds(),
-		BatchSize: client.BatchSize(), InFlight: client.InFlight(),
+		BatchSize: client.BatchSize(), InFlight: client.InFlight(), PeakRSSMiB: peakRSSMiB(),
 	}
 	if err := writeJSON(filepath.Join(dir, RunFile), run); err != nil {
 		return nil, err

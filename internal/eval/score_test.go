@@ -99,3 +99,12 @@ func TestScoreFileElsewhere(t *testing.T) {
 		t.Fatalf("err %v", err)
 	}
 }
+
+func TestPeakRSS(t *testing.T) {
+	if _, err := os.Stat("/proc/self/status"); err != nil {
+		t.Skip("no /proc on this system")
+	}
+	if mib := peakRSSMiB(); mib <= 0 || mib > 64<<10 {
+		t.Fatalf("peak RSS %.1f MiB", mib)
+	}
+}
