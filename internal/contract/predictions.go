@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"unicode/utf8"
 )
 
 // Schema version strings.
@@ -293,10 +294,22 @@ func decodeResponseItem(raw json.RawMessage) (ResponseItem, string, error) {
 }
 
 // shorten keeps error strings that quote outside input to a readable length.
-func shorten(s string) string {
+func shorten(s string) string { return Excerpt([]byte(s)) }
+
+// Excerpt renders a body received from a launcher for an error message: whitespace
+// collapsed, at most 200 bytes (cut on a character boundary), "(empty body)" when empty.
+func Excerpt(b []byte) string {
 	const max = 200
-	if len(s) <= max {
-		return s
+	s := strings.Join(strings.Fields(string(b)), " ")
+	if s == "" {
+		return "(empty body)"
 	}
-	return s[:max] + "…"
+	if len(s) > max {
+		cut := max
+		for cut > 0 && !utf8.RuneStart(s[cut]) {
+			cut--
+		}
+		s = s[:cut] + "…"
+	}
+	return s
 }

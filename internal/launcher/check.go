@@ -8,7 +8,6 @@ import (
 	"io"
 	"math"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -72,46 +71,6 @@ func (r Report) Check(name string) (Check, bool) {
 	return Check{}, false
 }
 
-// BaseURL derives a launcher's base URL from its predict URL by stripping the trailing
-// "/predict" (a trailing slash after it is tolerated; query and fragment are dropped).
-func BaseURL(predictURL string) (string, error) {
-	u, err := url.Parse(predictURL)
-	if err != nil {
-		return "", fmt.Errorf("parse predict URL %q: %w", predictURL, err)
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return "", fmt.Errorf("predict URL %q: scheme must be http or https", predictURL)
-	}
-	if u.Host == "" {
-		return "", fmt.Errorf("predict URL %q has no host", predictURL)
-	}
-	p := strings.TrimSuffix(u.Path, "/")
-	if !strings.HasSuffix(p, "/predict") {
-		return "", fmt.Errorf("predict URL %q does not end in /predict", predictURL)
-	}
-	u.Path = strings.TrimSuffix(p, "/predict")
-	u.RawPath, u.RawQuery, u.Fragment = "", "", ""
-	return u.String(), nil
-}
-
-// InfoURL is the /info URL next to a predict URL.
-func InfoURL(predictURL string) (string, error) {
-	base, err := BaseURL(predictURL)
-	if err != nil {
-		return "", err
-	}
-	return base + "/info", nil
-}
-
-// HealthURL is the /health URL next to a predict URL.
-func HealthURL(predictURL string) (string, error) {
-	base, err := BaseURL(predictURL)
-	if err != nil {
-		return "", err
-	}
-	return base + "/health", nil
-}
-
 // CheckLauncher checks the launcher at predictURL (the full URL of POST /predict) against
 // CONTRACT.md: /health, the /info document, a batch of valid items matched by sample_id, a
 // partial failure, HTTP 413 over the batch limit, duplicate ids, a wrong schema_version and
@@ -151,19 +110,20 @@ func (c *checker) notRun(reason string, names ...string) {
 
 func (c *checker) run() {
 	infoDependent := []string{CheckInfoSchema, CheckAudioPayload, CheckBatch, CheckOrder, CheckPartial, CheckBatchLimit, CheckDuplicateIDs, CheckSchemaVersion, CheckUnknownGenKeys}
-	healthURL, err := HealthURL(c.predictURL)
+	ep, err := contract.ParsePredictURL(c.predictURL)
 	if err != nil {
 		c.add(CheckHealth, false, "%v", err)
 		c.notRun("the predict URL is unusable", append([]string{CheckInfo}, infoDependent...)...)
 		return
 	}
-	infoURL, _ := InfoURL(c.predictURL)
+	c.predictURL = ep.Predict
+	healthURL, infoURL := ep.Health, ep.Info
 
 	// /health
 	if status, body, err := c.do(http.MethodGet, healthURL, nil); err != nil {
 		c.add(CheckHealth, false, "GET %s: %v", healthURL, err)
 	} else if status != http.StatusOK {
-		c.add(CheckHealth, false, "GET %s: HTTP %d, want 200 (%s)", healthURL, status, snippet(body))
+		c.add(CheckHealth, false, "GET %s: HTTP %d, want 200 (%s)", healthURL, status, contract.Excerpt(body))
 	} else {
 		c.add(CheckHealth, true, "HTTP 200")
 	}
@@ -176,7 +136,7 @@ func (c *checker) run() {
 		c.notRun("/info is unreachable", infoDependent...)
 		return
 	case status != http.StatusOK:
-		c.add(CheckInfo, false, "GET %s: HTTP %d, want 200 (%s)", infoURL, status, snippet(body))
+		c.add(CheckInfo, false, "GET %s: HTTP %d, want 200 (%s)", infoURL, status, contract.Excerpt(body))
 		c.notRun("/info is unreachable", infoDependent...)
 		return
 	}
@@ -322,7 +282,7 @@ func (c *checker) checkBatch(limit int) {
 		return
 	}
 	if status != http.StatusOK {
-		c.add(CheckBatch, false, "POST %d item(s): HTTP %d, want 200 (%s)", n, status, snippet(body))
+		c.add(CheckBatch, false, "POST %d item(s): HTTP %d, want 200 (%s)", n, status, contract.Excerpt(body))
 		c.notRun("the batch of valid items failed", CheckOrder)
 		return
 	}
@@ -379,7 +339,7 @@ func (c *checker) checkPartial(limit int) {
 		return
 	}
 	if status != http.StatusOK {
-		c.add(CheckPartial, false, "POST %d item(s), one malformed: HTTP %d, want 200 with a per-item error (%s)", len(items), status, snippet(body))
+		c.add(CheckPartial, false, "POST %d item(s), one malformed: HTTP %d, want 200 with a per-item error (%s)", len(items), status, contract.Excerpt(body))
 		return
 	}
 	var problems []string
@@ -425,12 +385,12 @@ func (c *checker) checkBatchLimit(limit int) {
 		return
 	}
 	if status != http.StatusRequestEntityTooLarge {
-		c.add(CheckBatchLimit, false, "POST %d items (limit %d): HTTP %d, want 413 (%s)", n, limit, status, snippet(body))
+		c.add(CheckBatchLimit, false, "POST %d items (limit %d): HTTP %d, want 413 (%s)", n, limit, status, contract.Excerpt(body))
 		return
 	}
 	var doc map[string]any
 	if err := json.Unmarshal(body, &doc); err != nil {
-		c.add(CheckBatchLimit, false, "HTTP 413, but the body is not a JSON object stating the limit (%s)", snippet(body))
+		c.add(CheckBatchLimit, false, "HTTP 413, but the body is not a JSON object stating the limit (%s)", contract.Excerpt(body))
 		return
 	}
 	if v, ok := doc["max_batch_size"].(float64); ok && v == float64(limit) {
@@ -441,7 +401,7 @@ func (c *checker) checkBatchLimit(limit int) {
 		c.add(CheckBatchLimit, true, "HTTP 413 for %d items; body mentions the limit %d", n, limit)
 		return
 	}
-	c.add(CheckBatchLimit, false, "HTTP 413 for %d items, but the body does not state the limit %d (%s)", n, limit, snippet(body))
+	c.add(CheckBatchLimit, false, "HTTP 413 for %d items, but the body does not state the limit %d (%s)", n, limit, contract.Excerpt(body))
 }
 
 func (c *checker) checkDuplicates(limit int) {
@@ -483,7 +443,7 @@ func (c *checker) checkDuplicates(limit int) {
 		c.add(CheckDuplicateIDs, false, "HTTP 200: %d answer(s) for the duplicated id, %d of them successes; want HTTP 400 (or errors on every duplicate)", answered, succeeded)
 		return
 	}
-	c.add(CheckDuplicateIDs, false, "HTTP %d, want 400 (%s)", status, snippet(body))
+	c.add(CheckDuplicateIDs, false, "HTTP %d, want 400 (%s)", status, contract.Excerpt(body))
 }
 
 func (c *checker) checkSchemaVersion() {
@@ -493,7 +453,7 @@ func (c *checker) checkSchemaVersion() {
 	case err != nil:
 		c.add(CheckSchemaVersion, false, "POST with schema_version %q: %v", wrong, err)
 	case status != http.StatusBadRequest:
-		c.add(CheckSchemaVersion, false, "POST with schema_version %q: HTTP %d, want 400 (%s)", wrong, status, snippet(body))
+		c.add(CheckSchemaVersion, false, "POST with schema_version %q: HTTP %d, want 400 (%s)", wrong, status, contract.Excerpt(body))
 	default:
 		c.add(CheckSchemaVersion, true, "HTTP 400 for schema_version %q", wrong)
 	}
@@ -509,7 +469,7 @@ func (c *checker) checkUnknownKeys() {
 		c.add(CheckUnknownGenKeys, false, "POST: %v", err)
 		return
 	case status != http.StatusOK:
-		c.add(CheckUnknownGenKeys, false, "HTTP %d, want 200 (%s)", status, snippet(body))
+		c.add(CheckUnknownGenKeys, false, "HTTP %d, want 200 (%s)", status, contract.Excerpt(body))
 		return
 	}
 	o := contract.MatchResponse(body, []string{it.SampleID})[0]
@@ -524,19 +484,6 @@ func (c *checker) checkUnknownKeys() {
 func itemFailed(raw json.RawMessage) bool {
 	var it contract.ResponseItem
 	return raw != nil && json.Unmarshal(raw, &it) == nil && it.Failed()
-}
-
-// snippet quotes the start of a body for a detail line.
-func snippet(b []byte) string {
-	const max = 160
-	s := strings.Join(strings.Fields(string(b)), " ")
-	if s == "" {
-		return "empty body"
-	}
-	if len(s) > max {
-		s = s[:max] + "…"
-	}
-	return "body: " + s
 }
 
 // toneClip is a sine tone at -12 dBFS.

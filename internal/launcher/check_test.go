@@ -15,47 +15,6 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 )
 
-func TestBaseURL(t *testing.T) {
-	tests := []struct {
-		in, base, info, health string
-		wantErr                string
-	}{
-		{"http://node12:8000/predict", "http://node12:8000", "http://node12:8000/info", "http://node12:8000/health", ""},
-		{"http://node12:8000/predict/", "http://node12:8000", "http://node12:8000/info", "http://node12:8000/health", ""},
-		{"https://h.example/models/af3/predict?x=1", "https://h.example/models/af3", "https://h.example/models/af3/info", "https://h.example/models/af3/health", ""},
-		{"http://127.0.0.1:9/v1/chat", "", "", "", "does not end in /predict"},
-		{"http://127.0.0.1:9/xpredict", "", "", "", "does not end in /predict"},
-		{"node12:8000/predict", "", "", "", "scheme must be http or https"},
-		{"http:///predict", "", "", "", "has no host"},
-		{"http://[::1/predict", "", "", "", "parse predict URL"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.in, func(t *testing.T) {
-			base, err := BaseURL(tt.in)
-			if tt.wantErr != "" {
-				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("BaseURL error %v, want %q", err, tt.wantErr)
-				}
-				if _, err := InfoURL(tt.in); err == nil {
-					t.Error("InfoURL accepted it")
-				}
-				if _, err := HealthURL(tt.in); err == nil {
-					t.Error("HealthURL accepted it")
-				}
-				return
-			}
-			info, err2 := InfoURL(tt.in)
-			health, err3 := HealthURL(tt.in)
-			if err != nil || err2 != nil || err3 != nil {
-				t.Fatal(err, err2, err3)
-			}
-			if base != tt.base || info != tt.info || health != tt.health {
-				t.Errorf("got %q %q %q", base, info, health)
-			}
-		})
-	}
-}
-
 // tamper wraps a launcher handler and alters its requests or answers, to build broken
 // launchers.
 type tamper struct {

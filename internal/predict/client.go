@@ -12,9 +12,7 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,25 +67,11 @@ func (e *UnavailableError) Error() string {
 // Client talks to one launcher.
 type Client struct {
 	predictURL string
-	base       string
 	info       contract.Info
 	infoRaw    json.RawMessage
 	http       *http.Client
 	opts       Options
 	batchSize  atomic.Int64
-}
-
-// Endpoints derives a launcher's base, /health and /info URLs from its predict URL.
-func Endpoints(predictURL string) (base, health, info string, err error) {
-	u, err := url.Parse(predictURL)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return "", "", "", fmt.Errorf("predict URL %q is not an http(s) URL like http://127.0.0.1:8000/predict", predictURL)
-	}
-	p := strings.TrimSuffix(strings.TrimSuffix(u.Path, "/"), "/predict")
-	u.Path = p
-	u.RawQuery, u.Fragment = "", ""
-	base = strings.TrimSuffix(u.String(), "/")
-	return base, base + "/health", base + "/info", nil
 }
 
 // NewHTTPClient returns the client used by default: no proxy, keep-alive connections for
@@ -108,10 +92,11 @@ func NewHTTPClient(n int) *http.Client {
 // Connect checks the launcher's /health and /info and returns a client for it. It returns
 // an *UnavailableError when the launcher is down, not ready, or lacks predictions_v1.
 func Connect(ctx context.Context, predictURL string, opts Options) (*Client, error) {
-	base, health, infoURL, err := Endpoints(predictURL)
+	ep, err := contract.ParsePredictURL(predictURL)
 	if err != nil {
 		return nil, err
 	}
+	predictURL, health, infoURL := ep.Predict, ep.Health, ep.Info
 	if opts.InFlight <= 0 {
 		opts.InFlight = DefaultInFlight
 	}
@@ -124,7 +109,7 @@ func Connect(ctx context.Context, predictURL string, opts Options) (*Client, err
 	if opts.Attempts <= 0 {
 		opts.Attempts = defaultAttempts
 	}
-	c := &Client{predictURL: predictURL, base: base, opts: opts, http: opts.HTTPClient}
+	c := &Client{predictURL: predictURL, opts: opts, http: opts.HTTPClient}
 	if c.http == nil {
 		c.http = NewHTTPClient(opts.InFlight)
 	}
@@ -149,14 +134,14 @@ func Connect(ctx context.Context, predictURL string, opts Options) (*Client, err
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s failed: %v (is the launcher running?)", health, err)}
 	}
 	if code != http.StatusOK {
-		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s answered HTTP %d %s (not ready yet?)", health, code, excerpt(body))}
+		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s answered HTTP %d %s (not ready yet?)", health, code, contract.Excerpt(body))}
 	}
 	code, body, err = probe(infoURL)
 	if err != nil {
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s failed: %v", infoURL, err)}
 	}
 	if code != http.StatusOK {
-		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s answered HTTP %d %s", infoURL, code, excerpt(body))}
+		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s answered HTTP %d %s", infoURL, code, contract.Excerpt(body))}
 	}
 	info, err := contract.ParseInfo(body)
 	if err != nil {
@@ -361,7 +346,7 @@ func (c *Client) send(ctx context.Context, items []Item) []Result {
 			reason = err.Error()
 			retry = ctx.Err() == nil
 		} else {
-			reason = fmt.Sprintf("HTTP %d from %s: %s", code, c.predictURL, excerpt(body))
+			reason = fmt.Sprintf("HTTP %d from %s: %s", code, c.predictURL, contract.Excerpt(body))
 			retry = code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
 		}
 		if retry && attempt < c.opts.Attempts {
@@ -438,15 +423,4 @@ func (c *Client) post(ctx context.Context, items []Item) (int, []byte, http.Head
 		return 0, nil, resp.Header, fmt.Errorf("POST %s: reading the answer: %w", c.predictURL, err)
 	}
 	return resp.StatusCode, body, resp.Header, nil
-}
-
-func excerpt(b []byte) string {
-	s := strings.TrimSpace(string(b))
-	if len(s) > 300 {
-		s = s[:300] + "…"
-	}
-	if s == "" {
-		return "(empty body)"
-	}
-	return s
 }

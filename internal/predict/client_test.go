@@ -314,22 +314,3 @@ func TestEmitErrorStopsRun(t *testing.T) {
 		t.Fatalf("Run = %v, want the emit error", err)
 	}
 }
-
-func TestEndpoints(t *testing.T) {
-	for in, want := range map[string]string{
-		"http://127.0.0.1:8000/predict": "http://127.0.0.1:8000",
-		"http://node1:9000/v1/predict/": "http://node1:9000/v1",
-		"https://h/predict?x=1":         "https://h",
-		"http://127.0.0.1:8000":         "http://127.0.0.1:8000",
-	} {
-		base, health, info, err := Endpoints(in)
-		if err != nil || base != want || health != want+"/health" || info != want+"/info" {
-			t.Errorf("Endpoints(%q) = %q %q %q %v", in, base, health, info, err)
-		}
-	}
-	for _, bad := range []string{"", "127.0.0.1:8000/predict", "ftp://x/predict"} {
-		if _, _, _, err := Endpoints(bad); err == nil {
-			t.Errorf("Endpoints(%q) accepted", bad)
-		}
-	}
-}
