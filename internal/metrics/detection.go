@@ -95,9 +95,14 @@ func scoreDetection(labels *Vocabulary, in []Input) Result {
 		if len(pred) > 0 {
 			s.Prediction = strings.Join(pred, ", ")
 		}
-		em := b2f(sameSet(pred, tgt))
+		// A failed item has no answer: it earns nothing per sample, even where the target
+		// is "None" (its empty row adds nothing to the per-label counts either way).
+		em, f1 := b2f(sameSet(pred, tgt)), SampleF1(tgt, pred)
+		if x.Failed {
+			em, f1 = 0, 0
+		}
 		s.Scores["exact_match"] = em
-		s.Scores["f1"] = SampleF1(tgt, pred)
+		s.Scores["f1"] = f1
 		exact = append(exact, em)
 		yTrue = append(yTrue, tgt)
 		yPred = append(yPred, pred)
