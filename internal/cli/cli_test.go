@@ -35,16 +35,6 @@ func runCLI(t *testing.T, args ...string) result {
 // demoDataDir is shared by the tests of this package: the demo is generated once.
 var demoDataDir string
 
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "beans-cli-test-")
-	if err != nil {
-		panic(err)
-	}
-	demoDataDir = dir
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
 
 func readSuite(t *testing.T, dir string) eval.SuiteSummary {
 	t.Helper()
