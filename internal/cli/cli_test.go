@@ -35,7 +35,6 @@ func runCLI(t *testing.T, args ...string) result {
 // demoDataDir is shared by the tests of this package: the demo is generated once.
 var demoDataDir string
 
-
 func readSuite(t *testing.T, dir string) eval.SuiteSummary {
 	t.Helper()
 	var s eval.SuiteSummary
