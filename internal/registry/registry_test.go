@@ -552,3 +552,52 @@ func TestSuggest(t *testing.T) {
 		}
 	}
 }
+
+func TestPublishedResults(t *testing.T) {
+	r, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		task, metric, model string
+		want                float64
+	}{
+		{"beans_zero_esc50", "accuracy", "naturelm_audio", 0.820},
+		{"beans_zero_hiceas", "f1_macro", "biolingual", 0.429},
+		{"beans_zero_captioning", "spider", "naturelm_audio", 0.532},
+		{"beans_zero_unseen_family_tax", "accuracy", "naturelm_audio", 0.308},
+	}
+	for _, tt := range tests {
+		task, err := r.Task(tt.task)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if task.Published == nil || task.Published.Metric != tt.metric || task.Published.Results[tt.model] != tt.want {
+			t.Errorf("%s: published %+v, want %s %s=%v", tt.task, task.Published, tt.metric, tt.model, tt.want)
+		}
+	}
+	n := 0
+	for _, task := range r.Tasks() {
+		if task.Published != nil {
+			n++
+		}
+	}
+	if n != 22 {
+		t.Errorf("%d tasks carry published results, want the 22 of beans_zero_core", n)
+	}
+}
+
+func TestPublishedValidation(t *testing.T) {
+	dir := t.TempDir()
+	if err := os.MkdirAll(filepath.Join(dir, "tasks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	body := "id: demo_species\ntype: classification\nsource: {kind: demo}\ndataset_names: [demo-species]\nlabels: [A]\nprompt: demo_instruction\npublished:\n  metric: accuracy\n  results:\n    m: -1\n"
+	if err := os.WriteFile(filepath.Join(dir, "tasks", "demo_species.yaml"), []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := Load(dir)
+	if err == nil || !strings.Contains(err.Error(), "demo_species.yaml:10") || !strings.Contains(err.Error(), "result of m is -1") {
+		t.Fatalf("err %v", err)
+	}
+}

@@ -38,6 +38,14 @@ type Task struct {
 	Scoring string `yaml:"scoring,omitempty" json:"scoring,omitempty"`
 	// Judge is the rubric template used by judges (later).
 	Judge string `yaml:"judge,omitempty" json:"judge,omitempty"`
+	// Published holds results published for this task, to print beside a run's.
+	Published *Published `yaml:"published,omitempty" json:"published,omitempty"`
+}
+
+// Published is a task's published results: the metric and the value per model.
+type Published struct {
+	Metric  string             `yaml:"metric" json:"metric"`
+	Results map[string]float64 `yaml:"results" json:"results"`
 }
 
 // Source says where a task's rows live.

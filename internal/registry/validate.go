@@ -94,6 +94,19 @@ func validateTask(t *Task, n *yaml.Node, report reportFunc) {
 	if t.Prompt == "" {
 		report(lineOf(n, "prompt"), "prompt: missing; name a prompt id (e.g. prompt: beans_zero_instruction)")
 	}
+	if p := t.Published; p != nil {
+		if p.Metric == "" {
+			report(lineOf(n, "published", "metric"), "published: name the metric of the results (e.g. metric: accuracy)")
+		}
+		if len(p.Results) == 0 {
+			report(lineOf(n, "published", "results"), "published: results is empty; give model: value pairs")
+		}
+		for m, v := range p.Results {
+			if math.IsNaN(v) || math.IsInf(v, 0) || v < 0 {
+				report(lineOf(n, "published", "results", m), "published: result of %s is %v; want a number ≥ 0", m, v)
+			}
+		}
+	}
 }
 
 func validateSuite(s *Suite, n *yaml.Node, report reportFunc) {
