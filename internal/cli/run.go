@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
 	"github.com/beans-slurm/beans-slurm/internal/eval"
 	"github.com/beans-slurm/beans-slurm/internal/predict"
 	"github.com/beans-slurm/beans-slurm/internal/registry"
@@ -105,6 +107,11 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 		cfg.DemoDir = defaultDemoDir()
 	}
 	sum, err := eval.Run(cmd.Context(), cfg)
+	if sum != nil && len(sum.Tasks) > 0 {
+		if werr := writePaperFiles(o.outputDir, sum); werr != nil && err == nil {
+			err = werr
+		}
+	}
 	if err != nil {
 		if _, ok := err.(*eval.ExistingResultsError); ok {
 			return nil, configError(err)
@@ -155,6 +162,10 @@ func printSuite(ios IO, o *runOptions, sum *eval.SuiteSummary) error {
 	if err := report.SuiteTable(ios.Out, sum); err != nil {
 		return err
 	}
+	fmt.Fprintln(ios.Out)
+	if err := report.PaperTable(ios.Out, report.PaperRows(sum)); err != nil {
+		return err
+	}
 	fmt.Fprintf(ios.Out, "\nresults: %s (per task: predictions.jsonl, processed_predictions.jsonl, scored_predictions.jsonl, summary.json)\n", o.outputDir)
 	failed := 0
 	for _, t := range sum.Tasks {
@@ -165,6 +176,27 @@ func printSuite(ios IO, o *runOptions, sum *eval.SuiteSummary) error {
 		return &exitError{code: ExitFail, err: errReported}
 	}
 	return nil
+}
+
+// writePaperFiles writes the suite's table in the paper's layout beside suite_summary.json,
+// as suite_summary.md and suite_summary.csv.
+func writePaperFiles(dir string, sum *eval.SuiteSummary) error {
+	rows := report.PaperRows(sum)
+	title := "beans-slurm results"
+	if sum.Suite != "" {
+		title += ": " + sum.Suite
+	}
+	var md, csv bytes.Buffer
+	if err := report.PaperMarkdown(&md, title, rows); err != nil {
+		return err
+	}
+	if err := report.PaperCSV(&csv, rows); err != nil {
+		return err
+	}
+	if err := atomicfile.Write(filepath.Join(dir, "suite_summary.md"), md.Bytes()); err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(dir, "suite_summary.csv"), csv.Bytes())
 }
 
 // defaultDemoDir is where the demo benchmark is generated: the user's cache directory.

@@ -83,9 +83,19 @@ type SuiteTask struct {
 	TaskType string             `json:"task_type"`
 	Headline Headline           `json:"headline"`
 	Metrics  map[string]float64 `json:"metrics"`
-	N        int                `json:"n"`
-	Failed   int                `json:"failed"`
-	Dir      string             `json:"dir"`
+	// Intervals are the metrics' confidence intervals, when computed.
+	Intervals map[string]Interval `json:"intervals,omitempty"`
+	N         int                 `json:"n"`
+	Failed    int                 `json:"failed"`
+	Dir       string              `json:"dir"`
+	// Published are the task's published results, for comparison.
+	Published *registry.Published `json:"published,omitempty"`
+}
+
+// Interval is a confidence interval of a metric.
+type Interval struct {
+	Low  float64 `json:"low"`
+	High float64 `json:"high"`
 }
 
 // ExistingResultsError says that an output directory already holds results of a task.
@@ -133,7 +143,7 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		}
 		sum.Tasks = append(sum.Tasks, SuiteTask{
 			TaskID: ts.TaskID, TaskType: ts.TaskType, Headline: ts.Headline, Metrics: ts.Metrics,
-			N: ts.N, Failed: ts.Failed, Dir: ts.TaskID,
+			Intervals: ts.Intervals, N: ts.N, Failed: ts.Failed, Dir: ts.TaskID, Published: task.Published,
 		})
 		sum.Finished = time.Now().UTC()
 		if err := writeJSON(filepath.Join(cfg.OutputDir, SuiteFile), sum); err != nil {

@@ -20,25 +20,26 @@ import (
 
 // TaskSummary is summary.json.
 type TaskSummary struct {
-	TaskID     string             `json:"task_id"`
-	TaskType   string             `json:"task_type"`
-	Suite      string             `json:"suite,omitempty"`
-	Headline   Headline           `json:"headline"`
-	Metrics    map[string]float64 `json:"metrics"`
-	N          int                `json:"n"`
-	Failed     int                `json:"failed"`
-	Errors     []ErrorCount       `json:"errors,omitempty"`
-	Model      json.RawMessage    `json:"model"`
-	PredictURL string             `json:"predict_url"`
-	Dataset    DatasetRecord      `json:"dataset"`
-	Labels     LabelsRecord       `json:"labels"`
-	Prompt     PromptSummary      `json:"prompt"`
-	Scorer     ScorerRecord       `json:"scorer"`
-	BeansSlurm BuildRecord        `json:"beans_slurm"`
-	ConfigHash string             `json:"config_hash"`
-	Limit      int                `json:"limit,omitempty"`
-	Run        *RunRecord         `json:"run,omitempty"`
-	Notes      []string           `json:"notes,omitempty"`
+	TaskID     string              `json:"task_id"`
+	TaskType   string              `json:"task_type"`
+	Suite      string              `json:"suite,omitempty"`
+	Headline   Headline            `json:"headline"`
+	Metrics    map[string]float64  `json:"metrics"`
+	Intervals  map[string]Interval `json:"intervals,omitempty"`
+	N          int                 `json:"n"`
+	Failed     int                 `json:"failed"`
+	Errors     []ErrorCount        `json:"errors,omitempty"`
+	Model      json.RawMessage     `json:"model"`
+	PredictURL string              `json:"predict_url"`
+	Dataset    DatasetRecord       `json:"dataset"`
+	Labels     LabelsRecord        `json:"labels"`
+	Prompt     PromptSummary       `json:"prompt"`
+	Scorer     ScorerRecord        `json:"scorer"`
+	BeansSlurm BuildRecord         `json:"beans_slurm"`
+	ConfigHash string              `json:"config_hash"`
+	Limit      int                 `json:"limit,omitempty"`
+	Run        *RunRecord          `json:"run,omitempty"`
+	Notes      []string            `json:"notes,omitempty"`
 }
 
 // Headline is the task's headline metric (accuracy, macro F1 or CIDEr).
