@@ -41,14 +41,19 @@ func TestAssembler(t *testing.T) {
 		mask   []bool
 		nullAt map[[2]int]bool
 		want   [][]float64
+		states []rowState // nil: rows 1 (null list) and 3 (empty list) of the unmasked rows
 	}{
-		{"one page", nil, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}},
-		{"pages at row starts", []int{3, 5}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}},
-		{"rows across pages", []int{1, 2, 8, 9, 10}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}},
-		{"every level a page", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}},
-		{"mask", []int{2, 7}, []bool{false, true, false, false, true, true}, nil, [][]float64{{}, {5, 6, 7, 8, 9}, {10, 11}}},
-		{"null elements skipped", []int{6, 7}, nil, map[[2]int]bool{{0, 1}: true, {4, 0}: true, {4, 4}: true},
-			[][]float64{{1, 3}, {}, {4}, {}, {6, 7, 8}, {10, 11}}},
+		{"one page", nil, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}, nil},
+		{"pages at row starts", []int{3, 5}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}, nil},
+		{"rows across pages", []int{1, 2, 8, 9, 10}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}, nil},
+		{"every level a page", []int{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12}, nil, nil, [][]float64{{1, 2, 3}, {}, {4}, {}, {5, 6, 7, 8, 9}, {10, 11}}, nil},
+		{"mask", []int{2, 7}, []bool{false, true, false, false, true, true}, nil, [][]float64{{}, {5, 6, 7, 8, 9}, {10, 11}},
+			[]rowState{{null: true}, {}, {}}},
+		{"null elements counted", []int{6, 7}, nil, map[[2]int]bool{{0, 1}: true, {4, 0}: true, {4, 4}: true},
+			[][]float64{{1, 3}, {}, {4}, {}, {6, 7, 8}, {10, 11}},
+			[]rowState{{nullElems: 1}, {null: true}, {}, {}, {nullElems: 2}, {}}},
+		{"mask with null and empty", []int{4}, []bool{false, true, false, true, false, false}, nil, [][]float64{{}, {}},
+			[]rowState{{null: true}, {}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -58,9 +63,11 @@ func TestAssembler(t *testing.T) {
 				mask = []bool{true, true, true, true, true, true}
 			}
 			var got [][]float64
+			var states []rowState
 			var buf []float64
-			a := assembler{maxDef: 3, mask: mask, row: -1, buf: &buf, emit: func(_ int, audio []float64) error {
+			a := assembler{maxDef: 3, repDef: 2, mask: mask, row: -1, buf: &buf, emit: func(_ int, audio []float64, st rowState) error {
 				got = append(got, append([]float64{}, audio...))
+				states = append(states, st)
 				return nil
 			}}
 			cuts := append(append([]int{0}, tt.cuts...), len(rep))
@@ -89,9 +96,16 @@ func TestAssembler(t *testing.T) {
 			if len(got) != len(tt.want) {
 				t.Fatalf("got %v, want %v", got, tt.want)
 			}
+			wantStates := tt.states
+			if wantStates == nil {
+				wantStates = []rowState{{}, {null: true}, {}, {}, {}, {}}
+			}
 			for i := range got {
 				if !slices.Equal(got[i], tt.want[i]) {
 					t.Errorf("row %d: %v, want %v", i, got[i], tt.want[i])
+				}
+				if states[i] != wantStates[i] {
+					t.Errorf("row %d: state %+v, want %+v", i, states[i], wantStates[i])
 				}
 			}
 		})
@@ -113,7 +127,7 @@ func TestAssemblerErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var buf []float64
-		a := assembler{maxDef: 3, mask: make([]bool, tt.rows), row: -1, buf: &buf, emit: func(int, []float64) error { return nil }}
+		a := assembler{maxDef: 3, repDef: 2, mask: make([]bool, tt.rows), row: -1, buf: &buf, emit: func(int, []float64, rowState) error { return nil }}
 		err := a.page(tt.vals, tt.rep, tt.def)
 		if err == nil {
 			err = a.finish()

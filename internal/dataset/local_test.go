@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -135,7 +136,7 @@ func TestStream(t *testing.T) {
 				var want []demo.Row
 				var wantOutputs []string
 				for _, r := range all {
-					if q.matches(r.DatasetName) {
+					if len(q.DatasetNames) == 0 || slices.Contains(q.DatasetNames, r.DatasetName) {
 						if q.Limit == 0 || len(want) < q.Limit {
 							want = append(want, r)
 						}
@@ -164,6 +165,9 @@ func TestStream(t *testing.T) {
 						g.Metadata != w.Metadata || g.SampleRate != w.SampleRate {
 						t.Errorf("%+v sample %d: got %+v, want %+v", q, i, g, w)
 					}
+					if wantErr := badAudio(w.Audio); (g.Err != nil) != (wantErr != "") || (wantErr != "" && !strings.Contains(g.Err.Error(), wantErr)) {
+						t.Errorf("%+v sample %d (%s): Err = %v, want one saying %q", q, i, w.ID, g.Err, wantErr)
+					}
 					if !sameBits(g.Audio, w.Audio) {
 						t.Errorf("%+v sample %d (%s): audio differs (%d vs %d samples)", q, i, w.ID, len(g.Audio), len(w.Audio))
 					}
@@ -186,16 +190,38 @@ func TestStream(t *testing.T) {
 	}
 }
 
+// badAudio returns what Sample.Err must say of audio a ("" for good audio).
+func badAudio(a []float64) string {
+	if len(a) == 0 {
+		return "audio is empty"
+	}
+	for _, x := range a {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return "audio holds"
+		}
+	}
+	return ""
+}
+
 // hasDictAudio reports whether any audio page of the file is dictionary-encoded.
 func hasDictAudio(t *testing.T, name string) bool {
 	found := false
-	err := withFile(name, func(f *parquetFile) error {
+	st, err := os.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := Open(context.Background(), []File{LocalFile(name, st.Size())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	err = d.withFile(context.Background(), d.files[0], func(f *parquetFile) error {
 		leaf, err := f.audioColumn()
 		if err != nil {
 			return err
 		}
 		for _, rg := range f.RowGroups() {
-			pages := rg.ColumnChunks()[leaf.ColumnIndex].Pages()
+			pages := rg.ColumnChunks()[leaf.index].Pages()
 			for {
 				p, err := pages.ReadPage()
 				if err != nil {
@@ -242,29 +268,79 @@ func TestStreamStops(t *testing.T) {
 	}
 }
 
-func TestStreamMissingSampleRate(t *testing.T) {
+// TestSampleErrors checks that bad data of one row is that sample's Err, and the stream
+// goes on to the next row.
+func TestSampleErrors(t *testing.T) {
+	tests := []struct {
+		name  string
+		edit  func(*demo.Row)
+		want  string // in Err; "" for none
+		rate0 bool   // SampleRate is 0
+	}{
+		{"good", func(*demo.Row) {}, "", false},
+		{"metadata not JSON", func(r *demo.Row) { r.Metadata = `{"sample_rate": 16000` }, "metadata is not a JSON object", true},
+		{"metadata a JSON array", func(r *demo.Row) { r.Metadata = `[16000]` }, "metadata is not a JSON object", true},
+		{"metadata null", func(r *demo.Row) { r.Metadata = `null` }, "metadata is not a JSON object", true},
+		{"metadata empty", func(r *demo.Row) { r.Metadata = `` }, "metadata is not a JSON object", true},
+		{"no sample_rate", func(r *demo.Row) { r.Metadata = `{"duration": 3}` }, "no sample_rate", true},
+		{"sample_rate text", func(r *demo.Row) { r.Metadata = `{"sample_rate": "fast"}` }, "not a number", true},
+		{"sample_rate zero", func(r *demo.Row) { r.Metadata = `{"sample_rate": 0}` }, "not a valid rate", true},
+		{"sample_rate fractional", func(r *demo.Row) { r.Metadata = `{"sample_rate": 16000.5}` }, "not a valid rate", true},
+		{"sample_rate as string", func(r *demo.Row) { r.Metadata = `{"sample_rate": "22050"}` }, "", false},
+		{"audio null", func(r *demo.Row) { r.Audio = nil }, "audio is null", false},
+		{"audio empty", func(r *demo.Row) { r.Audio = []float64{} }, "audio is empty", false},
+		{"audio NaN", func(r *demo.Row) { r.Audio[7] = math.NaN() }, "audio holds NaN at sample 7", false},
+		{"audio +Inf", func(r *demo.Row) { r.Audio[len(r.Audio)-1] = math.Inf(1) }, "audio holds +Inf", false},
+		{"audio -Inf", func(r *demo.Row) { r.Audio[0] = math.Inf(-1) }, "audio holds -Inf at sample 0", false},
+	}
 	ctx := context.Background()
-	root := t.TempDir()
-	rows := testRows("x", 6)
-	rows[4].Metadata = `{"duration": 3}`
-	if err := WriteParquet(filepath.Join(root, "x.parquet"), yieldAll(rows), 4); err != nil {
-		t.Fatal(err)
-	}
-	d, err := OpenLocal(ctx, root, "*.parquet")
-	if err != nil {
-		t.Fatal(err)
-	}
-	n := 0
-	err = d.Stream(ctx, Query{}, func(*Sample) error { n++; return nil })
-	if err == nil || !strings.Contains(err.Error(), "x.parquet row 4 (id x-004)") || !strings.Contains(err.Error(), "sample_rate") {
-		t.Fatalf("err = %v, want one naming file, row, id and sample_rate", err)
-	}
-	if n != 4 {
-		t.Errorf("%d rows before the error, want 4", n)
-	}
-	// Rows of other datasets are not checked.
-	if err := d.Stream(ctx, Query{DatasetNames: []string{"alpha"}}, func(*Sample) error { return nil }); err != nil {
-		t.Errorf("filtered stream: %v", err)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			root := t.TempDir()
+			rows := testRows("x", 6)
+			for i := range rows {
+				rows[i].Audio = []float64{0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9}
+				rows[i].Metadata = `{"sample_rate": 22050}`
+			}
+			tt.edit(&rows[4])
+			if err := WriteParquet(filepath.Join(root, "x.parquet"), yieldAll(rows), 4); err != nil {
+				t.Fatal(err)
+			}
+			d, err := OpenLocal(ctx, root, "*.parquet")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer d.Close()
+			n := 0
+			err = d.Stream(ctx, Query{}, func(s *Sample) error {
+				defer func() { n++ }()
+				if s.Row != 4 {
+					if s.Err != nil {
+						t.Errorf("row %d: Err %v", s.Row, s.Err)
+					}
+					return nil
+				}
+				if tt.want == "" {
+					if s.Err != nil || s.SampleRate != 22050 {
+						t.Errorf("Err = %v, rate %d; want none, 22050", s.Err, s.SampleRate)
+					}
+					return nil
+				}
+				if s.Err == nil || !strings.Contains(s.Err.Error(), tt.want) || !errors.Is(s.Err, ErrSampleData) {
+					t.Errorf("Err = %v, want ErrSampleData saying %q", s.Err, tt.want)
+				}
+				if tt.rate0 != (s.SampleRate == 0) {
+					t.Errorf("SampleRate = %d", s.SampleRate)
+				}
+				if s.ID != "x-004" {
+					t.Errorf("ID = %q", s.ID)
+				}
+				return nil
+			})
+			if err != nil || n != 6 {
+				t.Fatalf("Stream = %v after %d rows, want all 6 rows", err, n)
+			}
+		})
 	}
 }
 
