@@ -142,3 +142,49 @@ func TestScoreCaptioning(t *testing.T) {
 		t.Errorf("result header wrong: %+v", res)
 	}
 }
+
+func TestCIDErDMoreCases(t *testing.T) {
+	// Three samples, one reference each, hand-derived: with N = 3 and
+	// disjoint references, every reference n-gram has df 1, so its weight
+	// is ln 3 and identical captions have cosine 1 on each order present.
+	cands := []string{"dog barks", "Rain falls.", "wind"}
+	refs := [][]string{{"dog barks"}, {"rain falls"}, {"owl hoots"}}
+	corpus, per := CIDErD(cands, refs)
+	// "dog barks": orders 1 and 2 present → 10·(1+1)/4 = 5; the same for
+	// "rain falls"; "wind" shares nothing → 0.
+	want := []float64{5, 5, 0}
+	for i := range want {
+		if math.Abs(per[i]-want[i]) > 1e-12 {
+			t.Errorf("caption %d: %v, want %v", i, per[i], want[i])
+		}
+	}
+	if math.Abs(corpus-10.0/3) > 1e-12 {
+		t.Errorf("corpus %v, want 10/3", corpus)
+	}
+	// Two references: the mean over references. The second reference of
+	// sample 0 shares only "dog" with the candidate.
+	_, per2 := CIDErD([]string{"dog barks", "x y"}, [][]string{{"dog barks", "dog sleeps"}, {"x y"}})
+	// N = 2: idf of "dog", "barks", "dog barks", "sleeps", "dog sleeps" is ln 2
+	// (df 1). Reference 1: cosine 1 on orders 1, 2 → 2/4. Reference 2:
+	// order 1: ("dog" ln2·ln2) / (√2 ln2 · √2 ln2) = 1/2; order 2: 0 → (1/2)/4.
+	if want := 10 * (2.0/4 + 0.5/4) / 2; math.Abs(per2[0]-want) > 1e-12 {
+		t.Errorf("two references: %v, want %v", per2[0], want)
+	}
+}
+
+func TestCIDErDBootstrap(t *testing.T) {
+	cands := []string{"a bird sings", "rain falls", "dog barks", "wind blows", "owl hoots loudly"}
+	refs := [][]string{{"a bird sings", "a bird calls"}, {"rain is falling"}, {"a dog barks"}, {"strong wind"}, {"an owl hoots"}}
+	corpus0, per0 := CIDErD(cands, refs)
+	corpus, per, iv := CIDErDBootstrap(cands, refs, 200, 5, 0.95, 2)
+	if corpus != corpus0 || !reflect.DeepEqual(per, per0) {
+		t.Errorf("point estimate differs from CIDErD: %v vs %v", corpus, corpus0)
+	}
+	if !(iv.Low <= iv.High) || iv.High <= 0 {
+		t.Errorf("interval %+v", iv)
+	}
+	_, _, off := CIDErDBootstrap(cands, refs, 0, 5, 0.95, 2)
+	if off != (Interval{}) {
+		t.Errorf("interval without resamples: %+v", off)
+	}
+}

@@ -3,6 +3,7 @@ package metrics
 import (
 	"sort"
 	"strings"
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -17,6 +18,9 @@ type Vocabulary struct {
 	// commaLabels are the labels containing a comma, longest first (ties in
 	// vocabulary order); Split keeps them whole.
 	commaLabels []string
+	// folded maps lowercased labels to the first label (LookupFold).
+	foldOnce sync.Once
+	folded   map[string]string
 }
 
 // NewVocabulary builds a vocabulary; it keeps order; duplicates removed (first kept).
@@ -156,4 +160,25 @@ func atPartStart(s string, i int) bool {
 func atPartEnd(s string, i int) bool {
 	r := strings.TrimLeftFunc(s[i:], unicode.IsSpace)
 	return r == "" || strings.HasPrefix(r, ",")
+}
+
+// LookupFold returns the first label (vocabulary order) equal to answer up
+// to case: strings.ToLower(label) == strings.ToLower(answer) (Unicode
+// lowercasing). No such label gives "", false.
+func (v *Vocabulary) LookupFold(answer string) (string, bool) {
+	if _, ok := v.index[answer]; ok {
+		return answer, true
+	}
+	v.foldOnce.Do(func() {
+		m := make(map[string]string, len(v.labels))
+		for _, l := range v.labels {
+			k := strings.ToLower(l)
+			if _, dup := m[k]; !dup {
+				m[k] = l
+			}
+		}
+		v.folded = m
+	})
+	l, ok := v.folded[strings.ToLower(answer)]
+	return l, ok
 }
