@@ -13,7 +13,6 @@ import (
 
 func newDemoCmd(ios IO, g *globals) *cobra.Command {
 	o := &runOptions{suite: "demo"}
-	var dataDir string
 	cmd := &cobra.Command{
 		Use:   "demo [--output-dir DIR]",
 		Short: "Run the embedded demo benchmark end to end against the built-in dummy launcher",
@@ -34,11 +33,7 @@ and prints the results. The dummy listens to the audio, so a correct pipeline sc
 			}
 			g.logger(ios).Info("dummy launcher (tone mode) started", "predict_url", url)
 			o.predictURL = url
-			demoDir := dataDir
-			if demoDir == "" {
-				demoDir = defaultDemoDir()
-			}
-			sum, runErr := runSuite(cmd, ios, g, o, demoDir)
+			sum, runErr := runSuite(cmd, ios, g, o, "")
 			cancel()
 			if err := <-done; err != nil && runErr == nil {
 				runErr = fmt.Errorf("dummy launcher: %w", err)
@@ -51,7 +46,8 @@ and prints the results. The dummy listens to the audio, so a correct pipeline sc
 	}
 	f := cmd.Flags()
 	f.StringVarP(&o.outputDir, "output-dir", "o", "", "where results go (default results/demo-<date-time>)")
-	f.StringVar(&dataDir, "data-dir", "", "where the demo benchmark is generated (default: the user cache directory)")
+	f.StringVar(&o.data.dataDir, "data-dir", "", "where the demo benchmark is generated (default: the cache directory)")
+	f.StringVar(&o.data.cacheDir, "cache-dir", "", "beans-slurm's cache directory (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
 	f.IntVar(&o.limit, "limit", 0, "run only the first `N` samples of each task (0 = all)")
 	f.BoolVar(&o.json, "json", false, "print the suite summary as JSON instead of a table")
 	return cmd

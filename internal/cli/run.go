@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"slices"
 	"time"
@@ -24,7 +23,9 @@ type runOptions struct {
 	tasks      []string
 	limit      int
 	outputDir  string
-	dataDir    string
+	data       dataOptions
+	audio      audioFlags
+	scoring    scoreFlags
 	inFlight   int
 	batchSize  int
 	timeout    time.Duration
@@ -50,9 +51,6 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 			if o.outputDir == "" {
 				o.outputDir = filepath.Join("results", time.Now().Format("20060102-150405"))
 			}
-			if o.dataDir == "" {
-				o.dataDir = os.Getenv("BEANS_SLURM_DATA_DIR")
-			}
 			sum, err := runSuite(cmd, ios, g, o, "")
 			if err != nil {
 				return err
@@ -66,7 +64,9 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 	f.StringArrayVar(&o.tasks, "task", nil, "task to run (repeatable); with --suite, only these tasks of the suite")
 	f.IntVar(&o.limit, "limit", 0, "run only the first `N` samples of each task (0 = all)")
 	f.StringVarP(&o.outputDir, "output-dir", "o", "", "where results go (default results/<date-time>)")
-	f.StringVar(&o.dataDir, "data-dir", "", "local copy of the dataset (default $BEANS_SLURM_DATA_DIR)")
+	o.data.flags(f)
+	o.audio.flags(f)
+	o.scoring.flags(f)
 	f.IntVar(&o.inFlight, "concurrency", 0, fmt.Sprintf("batches in flight at once (default %d)", predict.DefaultInFlight))
 	f.IntVar(&o.batchSize, "batch-size", 0, "items per request, at most the launcher's max_batch_size (default: that maximum)")
 	f.DurationVar(&o.timeout, "timeout", predict.DefaultTimeout, "bound on each request to the launcher")
@@ -90,6 +90,14 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 	}
 	logger := g.logger(ios)
 	prog := &report.Progress{W: ios.Err, Terminal: ios.Terminal, Log: logger}
+	resolver, err := o.data.resolver(logger, demoDir)
+	if err != nil {
+		return nil, err
+	}
+	audioOpts, err := o.audio.options()
+	if err != nil {
+		return nil, configError(err)
+	}
 	cfg := eval.Config{
 		Registry:   reg,
 		Suite:      o.suite,
@@ -97,14 +105,12 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 		PredictURL: o.predictURL,
 		Predict:    predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout},
 		OutputDir:  o.outputDir,
-		DataDir:    o.dataDir,
-		DemoDir:    demoDir,
+		Resolver:   resolver,
+		Audio:      audioOpts,
+		Scoring:    o.scoring.options(),
 		Limit:      o.limit,
 		Progress:   prog.Update,
 		Log:        logger,
-	}
-	if cfg.DemoDir == "" {
-		cfg.DemoDir = defaultDemoDir()
 	}
 	sum, err := eval.Run(cmd.Context(), cfg)
 	if sum != nil && len(sum.Tasks) > 0 {
@@ -197,13 +203,4 @@ func writePaperFiles(dir string, sum *eval.SuiteSummary) error {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, "suite_summary.csv"), csv.Bytes())
-}
-
-// defaultDemoDir is where the demo benchmark is generated: the user's cache directory.
-func defaultDemoDir() string {
-	dir, err := os.UserCacheDir()
-	if err != nil {
-		dir = os.TempDir()
-	}
-	return filepath.Join(dir, "beans-slurm", "demo")
 }

@@ -11,9 +11,16 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/report"
 )
 
+func sameDir(a, b string) bool {
+	aa, err1 := filepath.Abs(a)
+	bb, err2 := filepath.Abs(b)
+	return err1 == nil && err2 == nil && aa == bb
+}
+
 func newScoreCmd(ios IO, g *globals) *cobra.Command {
 	var outDir string
-	var asJSON bool
+	var asJSON, skipBad bool
+	var sf scoreFlags
 	cmd := &cobra.Command{
 		Use:   "score PATH/predictions.jsonl... [-o DIR]",
 		Short: "Score predictions files again (anywhere: no dataset, no launcher needed)",
@@ -33,7 +40,12 @@ are the live run's.`,
 				if filepath.Base(p) != eval.PredictionsFile {
 					return configError(fmt.Errorf("%s: score reads a %s file written by `beans-slurm run`", p, eval.PredictionsFile))
 				}
-				s, err := eval.ScoreFile(p, outDir)
+				opts := sf.options()
+				opts.SkipBadLines = skipBad
+				if (opts.Policy != "" || opts.Postprocess != "") && (outDir == "" || sameDir(outDir, filepath.Dir(p))) {
+					return configError(fmt.Errorf("re-scoring with --policy or --postprocess writes into a new directory: give -o DIR"))
+				}
+				s, err := eval.ScoreFile(cmd.Context(), p, outDir, opts)
 				if err != nil {
 					return err
 				}
@@ -57,5 +69,7 @@ are the live run's.`,
 	}
 	cmd.Flags().StringVarP(&outDir, "output-dir", "o", "", "where the scored files go (default: beside the predictions file)")
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summaries as JSON")
+	cmd.Flags().BoolVar(&skipBad, "skip-bad-lines", false, "skip unreadable lines (counted in the summary's notes) instead of failing")
+	sf.flags(cmd.Flags())
 	return cmd
 }

@@ -67,12 +67,17 @@ type PromptRecord struct {
 
 // DatasetRecord says where the rows came from.
 type DatasetRecord struct {
-	Kind     string   `json:"kind"`
-	Repo     string   `json:"repo,omitempty"`
-	Revision string   `json:"revision,omitempty"`
-	Root     string   `json:"root"`
-	Files    []string `json:"files"`
-	Rows     int      `json:"rows"`
+	Kind     string `json:"kind"`
+	Repo     string `json:"repo,omitempty"`
+	Revision string `json:"revision,omitempty"`
+	// Commit is the resolved commit of the repository (empty for a copy without manifest).
+	Commit string `json:"commit,omitempty"`
+	// Root is the local directory read, or the Hub endpoint when Remote.
+	Root   string `json:"root"`
+	Remote bool   `json:"remote,omitempty"`
+	// Files are the data files of the source (relative to Root, or paths in the repository).
+	Files []string `json:"files"`
+	Rows  int      `json:"rows"`
 }
 
 // RunRecord is run.json: how the inference went.

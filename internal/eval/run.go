@@ -17,9 +17,10 @@ import (
 	"sync"
 	"time"
 
+	"github.com/beans-slurm/beans-slurm/internal/metrics"
+
 	"github.com/charmbracelet/log"
 
-	"github.com/beans-slurm/beans-slurm/internal/audio"
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 	"github.com/beans-slurm/beans-slurm/internal/dataset"
 	"github.com/beans-slurm/beans-slurm/internal/predict"
@@ -40,10 +41,12 @@ type Config struct {
 	Predict predict.Options
 	// OutputDir receives one directory per task and suite_summary.json.
 	OutputDir string
-	// DataDir is the root of a local copy of the dataset for hub and parquet sources.
-	DataDir string
-	// DemoDir is where the demo benchmark is generated (used for demo sources).
-	DemoDir string
+	// Resolver finds each task's data files (demo, local copy, or the Hub).
+	Resolver *dataset.Resolver
+	// Audio says how audio is prepared and sent.
+	Audio AudioOptions
+	// Scoring tunes the scorer (policy, intervals).
+	Scoring ScoreOptions
 	// Limit runs only the first N samples of each task (0 = all).
 	Limit int
 	// Progress, when set, is called as samples complete (from one goroutine at a time).
@@ -93,10 +96,7 @@ type SuiteTask struct {
 }
 
 // Interval is a confidence interval of a metric.
-type Interval struct {
-	Low  float64 `json:"low"`
-	High float64 `json:"high"`
-}
+type Interval = metrics.Interval
 
 // ExistingResultsError says that an output directory already holds results of a task.
 type ExistingResultsError struct{ Path string }
@@ -114,6 +114,12 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 	if len(cfg.Tasks) == 0 {
 		return nil, errors.New("no tasks to run")
 	}
+	if cfg.Resolver == nil {
+		return nil, errors.New("no data resolver configured")
+	}
+	if err := cfg.Audio.check(); err != nil {
+		return nil, err
+	}
 	for _, t := range cfg.Tasks {
 		p := filepath.Join(cfg.OutputDir, t.ID, PredictionsFile)
 		if _, err := os.Stat(p); err == nil {
@@ -126,8 +132,8 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		return nil, err
 	}
 	info := client.Info()
-	if !info.Accepts(contract.PayloadBase64WAV) {
-		return nil, &predict.UnavailableError{URL: cfg.PredictURL, Reason: fmt.Sprintf("/info audio_payload_types %q lacks %q, the only payload this version sends", info.AudioPayloadTypes, contract.PayloadBase64WAV)}
+	if !info.Accepts(cfg.Audio.payload()) {
+		return nil, &predict.UnavailableError{URL: cfg.PredictURL, Reason: fmt.Sprintf("/info audio_payload_types %q lacks %q, the payload this run sends (see --payload)", info.AudioPayloadTypes, cfg.Audio.payload())}
 	}
 	cfg.Log.Info("launcher ready", "url", cfg.PredictURL, "name", info.Name, "model", info.Model, "revision", info.ModelRevision, "batch", client.BatchSize(), "in_flight", client.InFlight())
 
@@ -168,7 +174,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		return nil, err
 	}
 	defer src.data.Close()
-	labels, labelsSource, err := vocabulary(ctx, task, src)
+	labels, labelsSource, err := cfg.Resolver.Labels(ctx, task, src.loc, src.data)
 	if err != nil {
 		return nil, err
 	}
@@ -206,31 +212,48 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		return nil, fmt.Errorf("create %s: %w", predPath, err)
 	}
 	defer f.Close()
-	w := bufio.NewWriterSize(f, 256<<10)
+	out := &lineWriter{w: bufio.NewWriterSize(f, 256<<10), path: predPath}
+	out.enc = json.NewEncoder(out.w)
+	out.enc.SetEscapeHTML(false)
 
-	gen := contract.GenerationConfig{}
-	for k, v := range task.GenerationConfig {
-		gen[k] = v
-	}
-	if task.AudioCapSeconds > 0 {
-		if _, ok := gen["max_length_seconds"]; !ok {
-			gen["max_length_seconds"] = task.AudioCapSeconds
-		}
+	prep, err := newPreparer(cfg, task, dir)
+	if err != nil {
+		return nil, err
 	}
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	var mu sync.Mutex
 	meta := make(map[string]pending, 64)
+	seen := make(map[string]bool, total)
 	items := make(chan predict.Item, 2*client.BatchSize())
 	// Request buffers are reused once their batch is sent: a run then allocates little per
 	// sample however large the clips. The free list holds at most what can be in flight.
 	free := make(chan []byte, cap(items)+(client.InFlight()+2)*client.BatchSize())
+
+	started := time.Now()
+	prog := Progress{Task: task.ID, TaskIndex: index, Tasks: len(cfg.Tasks), Total: total, Started: started}
+	var progMu sync.Mutex
+	report := func(done, failed int) {
+		progMu.Lock()
+		defer progMu.Unlock()
+		prog.Done += done
+		prog.Failed += failed
+		if cfg.Progress != nil {
+			cfg.Progress(prog)
+		}
+	}
+	report(0, 0)
+
 	var produceErr error
-	var produced int
+	var produced, dataErrors int
 	go func() {
 		defer close(items)
 		produceErr = src.data.Stream(ctx, q, func(s *dataset.Sample) error {
+			if seen[s.ID] {
+				return fmt.Errorf("sample id %s appears twice in the task's rows (file %s row %d); ids must be unique", s.ID, s.File, s.Row)
+			}
+			seen[s.ID] = true
 			text, err := cfg.Registry.RenderPrompt(task.Prompt, registry.PromptData{
 				Instruction: s.Instruction, InstructionText: s.InstructionText, Labels: labels,
 				Task: task, Audio: contract.AudioPlaceholder,
@@ -238,40 +261,36 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 			if err != nil {
 				return fmt.Errorf("render prompt %s for sample %s: %w", task.Prompt, s.ID, err)
 			}
-			samples := audio.Cap(s.Audio, s.SampleRate, task.AudioCapSeconds)
-			it := contract.RequestItem{
-				SampleID:         s.ID,
-				Messages:         []contract.Message{{Role: "user", Content: text}},
-				AudioInputs:      []contract.AudioInput{{PayloadType: contract.PayloadBase64WAV, SampleRate: s.SampleRate}}, // data written below
-				GenerationConfig: gen,
+			// A bad row is recorded as a failed sample; the task goes on.
+			problem := ""
+			if s.Err != nil {
+				problem = fmt.Sprintf("data error in %s row %d: %v", s.File, s.Row, s.Err)
+			} else if n := strings.Count(text, contract.AudioPlaceholder); n != 1 {
+				problem = fmt.Sprintf("data error in %s row %d: the prompt has %d audio placeholders %s for 1 audio input", s.File, s.Row, n, contract.AudioPlaceholder)
 			}
-			if strings.Count(text, contract.AudioPlaceholder) != 1 {
-				return fmt.Errorf("prompt %s rendered %d audio placeholders for sample %s (file %s row %d); a BEANS-Zero prompt needs exactly one %s", task.Prompt, strings.Count(text, contract.AudioPlaceholder), s.ID, s.File, s.Row, contract.AudioPlaceholder)
+			if problem != "" {
+				produced++
+				dataErrors++
+				line := PredictionLine{SampleID: s.ID, TaskID: task.ID, DatasetName: s.DatasetName, Instruction: text,
+					Target: s.Output, Error: problem, Response: json.RawMessage("null")}
+				if err := out.write([]PredictionLine{line}); err != nil {
+					return err
+				}
+				report(1, 1)
+				return nil
 			}
-			need := (audio.WAVSize(len(samples))+2)/3*4 + len(text) + len(s.ID) + 512
 			var buf []byte
 			select {
 			case buf = <-free:
 			default:
 			}
-			if cap(buf) < need {
-				buf = make([]byte, 0, need+need/8)
-			}
-			js, err := contract.AppendRequestItemWith(buf[:0], &it, func(dst []byte, _ int) []byte {
-				return audio.AppendBase64WAV(dst, samples, s.SampleRate)
-			})
+			js, err := prep.item(buf, s, text)
 			if err != nil {
-				return fmt.Errorf("encode request for sample %s: %w", s.ID, err)
+				return err
 			}
 			mu.Lock()
-			_, dup := meta[s.ID]
-			if !dup {
-				meta[s.ID] = pending{datasetName: s.DatasetName, instruction: text, target: s.Output}
-			}
+			meta[s.ID] = pending{datasetName: s.DatasetName, instruction: text, target: s.Output}
 			mu.Unlock()
-			if dup {
-				return fmt.Errorf("sample id %s appears twice in the task's rows (file %s row %d); ids must be unique", s.ID, s.File, s.Row)
-			}
 			produced++
 			select {
 			case items <- predict.Item{ID: s.ID, JSON: js, Release: func() {
@@ -290,51 +309,39 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		}
 	}()
 
-	started := time.Now()
-	prog := Progress{Task: task.ID, TaskIndex: index, Tasks: len(cfg.Tasks), Total: total, Started: started}
-	report := func() {
-		if cfg.Progress != nil {
-			cfg.Progress(prog)
-		}
-	}
-	report()
-	enc := json.NewEncoder(w)
-	enc.SetEscapeHTML(false)
 	runErr := client.Run(ctx, items, func(results []predict.Result) error {
-		for _, r := range results {
+		lines := make([]PredictionLine, len(results))
+		failed := 0
+		for i, r := range results {
 			mu.Lock()
 			p := meta[r.SampleID]
 			delete(meta, r.SampleID)
 			mu.Unlock()
-			line := PredictionLine{
+			lines[i] = PredictionLine{
 				SampleID: r.SampleID, TaskID: task.ID, DatasetName: p.datasetName,
 				Instruction: p.instruction, Target: p.target, Prediction: r.Prediction, Error: r.Err,
 				Response: r.Item, LatencySec: r.Latency.Seconds(), Attempts: r.Attempts,
 			}
-			if line.Response == nil {
-				line.Response = json.RawMessage("null")
+			if lines[i].Response == nil {
+				lines[i].Response = json.RawMessage("null")
 			}
-			if err := enc.Encode(line); err != nil {
-				return fmt.Errorf("write %s: %w", predPath, err)
-			}
-			prog.Done++
 			if r.Err != "" {
-				prog.Failed++
+				failed++
 			}
 		}
-		if err := w.Flush(); err != nil {
-			return fmt.Errorf("write %s: %w", predPath, err)
+		if err := out.write(lines); err != nil {
+			return err
 		}
-		report()
+		report(len(results), failed)
 		return nil
 	})
 	// What arrived is on disk whatever happened.
-	flushErr := w.Flush()
+	flushErr := out.flush()
 	if flushErr == nil {
 		flushErr = f.Sync()
 	}
 	if produceErr != nil && !errors.Is(produceErr, context.Canceled) {
-		return nil, produceErr
+		return nil, fmt.Errorf("%w (the %d answers received are in %s)", produceErr, prog.Done, predPath)
 	}
 	if runErr != nil {
 		return nil, fmt.Errorf("%w (the %d answers received are in %s)", runErr, prog.Done, predPath)
@@ -345,8 +352,11 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	if prog.Done != produced {
 		return nil, fmt.Errorf("sent %d samples but wrote %d answers to %s", produced, prog.Done, predPath)
 	}
+	if dataErrors > 0 {
+		cfg.Log.Warn("some rows could not be read; they are recorded as failed samples", "task", task.ID, "rows", dataErrors)
+	}
 	prog.Finished = true
-	report()
+	report(0, 0)
 	dur := time.Since(started)
 	run := RunRecord{
 		Started: started.UTC(), Finished: time.Now().UTC(), InferenceSec: elapsed(dur),
@@ -359,7 +369,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	if prog.Failed > 0 {
 		cfg.Log.Warn("some samples failed; they are recorded with their error and scored as wrong", "task", task.ID, "failed", prog.Failed, "of", prog.Done)
 	}
-	return ScoreFile(predPath, "")
+	return ScoreFile(ctx, predPath, "", cfg.Scoring)
 }
 
 // configHash identifies what was evaluated: task, vocabulary, prompt, model identity, data

@@ -3,6 +3,7 @@ package eval
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,8 @@ import (
 	"path/filepath"
 	"sort"
 	"time"
+
+	"github.com/beans-slurm/beans-slurm/internal/spice"
 
 	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
 
@@ -35,11 +38,18 @@ type TaskSummary struct {
 	Labels     LabelsRecord        `json:"labels"`
 	Prompt     PromptSummary       `json:"prompt"`
 	Scorer     ScorerRecord        `json:"scorer"`
-	BeansSlurm BuildRecord         `json:"beans_slurm"`
-	ConfigHash string              `json:"config_hash"`
-	Limit      int                 `json:"limit,omitempty"`
-	Run        *RunRecord          `json:"run,omitempty"`
-	Notes      []string            `json:"notes,omitempty"`
+	// Empty counts answers that were empty after cleanup; OutOfVocabulary the samples whose
+	// target is not in the vocabulary; Unavailable the metrics that could not be computed
+	// and why; Bootstrap how the intervals were computed.
+	Empty           int                    `json:"empty"`
+	OutOfVocabulary int                    `json:"out_of_vocabulary"`
+	Unavailable     map[string]string      `json:"unavailable,omitempty"`
+	Bootstrap       *metrics.BootstrapInfo `json:"bootstrap,omitempty"`
+	BeansSlurm      BuildRecord            `json:"beans_slurm"`
+	ConfigHash      string                 `json:"config_hash"`
+	Limit           int                    `json:"limit,omitempty"`
+	Run             *RunRecord             `json:"run,omitempty"`
+	Notes           []string               `json:"notes,omitempty"`
 }
 
 // Headline is the task's headline metric (accuracy, macro F1 or CIDEr).
@@ -65,10 +75,32 @@ type PromptSummary struct {
 	ID string `json:"id"`
 }
 
-// ScorerRecord names the scorer and the label-matching policy.
+// ScorerRecord names the scorer, the label-matching policy and the cleanup step.
 type ScorerRecord struct {
-	Version string `json:"version"`
-	Policy  string `json:"policy"`
+	Version       string `json:"version"`
+	Policy        string `json:"policy"`
+	PolicyVersion string `json:"policy_version"`
+	Postprocess   string `json:"postprocess"`
+}
+
+// ScoreOptions tune scoring. The zero value scores with the task's policy, 1,000 bootstrap
+// resamples and SPICE when it is installed.
+type ScoreOptions struct {
+	// Policy overrides the task's label-matching policy (beans_zero, strict).
+	Policy string
+	// Postprocess overrides the answer cleanup (clean, raw).
+	Postprocess string
+	// Bootstrap is the number of resamples for the intervals (0 = 1,000; < 0 = none).
+	Bootstrap int
+	// Seed seeds the bootstrap (0 = the default seed).
+	Seed uint64
+	// SPICECacheDir is where `beans-slurm setup-spice` installed SPICE ("" = the default);
+	// NoSPICE skips it.
+	SPICECacheDir string
+	NoSPICE       bool
+	// SkipBadLines skips unreadable lines of a predictions file (counted in the notes)
+	// instead of failing.
+	SkipBadLines bool
 }
 
 // BuildRecord names the binary that scored.
@@ -82,7 +114,7 @@ type BuildRecord struct {
 // scored_predictions.jsonl and summary.json into outDir (the predictions file's directory
 // when outDir is ""). It never writes the predictions file or task.json in place; when
 // outDir is another directory, task.json is copied there so that it is self-contained.
-func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
+func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOptions) (*TaskSummary, error) {
 	dir := filepath.Dir(predictionsPath)
 	if outDir == "" {
 		outDir = dir
@@ -102,7 +134,7 @@ func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
 		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
 	}
 
-	lines, notes, err := readPredictions(predictionsPath)
+	lines, notes, err := readPredictions(predictionsPath, opts.SkipBadLines)
 	if err != nil {
 		return nil, err
 	}
@@ -114,9 +146,26 @@ func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
 			errCounts[l.Error]++
 		}
 	}
-	res, err := metrics.Score(rec.Task.Type, rec.Labels, inputs)
+	mo := metrics.DefaultOptions()
+	mo.Policy = rec.Task.Scoring
+	if opts.Policy != "" {
+		mo.Policy = opts.Policy
+	}
+	if opts.Postprocess != "" {
+		mo.Postprocess = opts.Postprocess
+	}
+	if opts.Bootstrap != 0 {
+		mo.Bootstrap = opts.Bootstrap
+	}
+	if opts.Seed != 0 {
+		mo.Seed = opts.Seed
+	}
+	res, err := metrics.ScoreWith(rec.Task.Type, rec.Labels, inputs, mo)
 	if err != nil {
 		return nil, fmt.Errorf("score %s (task %s): %w", predictionsPath, rec.Task.ID, err)
+	}
+	if rec.Task.Type == metrics.TaskCaptioning {
+		notes = append(notes, addSPICE(ctx, &res, opts))
 	}
 
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
@@ -147,15 +196,14 @@ func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
 		Dataset:    rec.Dataset,
 		Labels:     LabelsRecord{Count: len(rec.Labels), Source: rec.LabelsSource},
 		Prompt:     PromptSummary{ID: rec.Prompt.ID},
-		Scorer:     ScorerRecord{Version: metrics.Version, Policy: res.Policy},
+		Scorer:     ScorerRecord{Version: metrics.Version, Policy: res.Policy, PolicyVersion: res.PolicyVersion, Postprocess: res.Postprocess},
+		Intervals:  res.Intervals, Empty: res.Empty, OutOfVocabulary: res.OutOfVocabulary,
+		Unavailable: res.Unavailable, Bootstrap: res.Bootstrap,
 		BeansSlurm: BuildRecord{Version: version.Version, Revision: version.Revision()},
 		ConfigHash: rec.ConfigHash,
 		Limit:      rec.Limit,
 		Run:        run,
 		Notes:      notes,
-	}
-	if rec.Task.Type == "captioning" {
-		sum.Notes = append(sum.Notes, "SPIDEr is not reported: SPICE is not available in this version; CIDEr-D is")
 	}
 	if err := writeJSON(filepath.Join(outDir, SummaryFile), sum); err != nil {
 		return nil, err
@@ -166,16 +214,20 @@ func ScoreFile(predictionsPath, outDir string) (*TaskSummary, error) {
 // readPredictions reads every line of a predictions file. A torn last line (a write cut
 // short by a crash) is skipped with a note; any other unreadable line is an error that
 // names the line, since skipping it would silently change the numbers.
-func readPredictions(path string) ([]scoreLine, []string, error) {
+func readPredictions(path string, skipBad bool) (out []scoreLine, notes []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("score: %w", err)
 	}
 	defer f.Close()
 	r := bufio.NewReaderSize(f, 1<<20)
-	var out []scoreLine
-	var notes []string
 	seen := map[string]int{}
+	skipped := 0
+	defer func() {
+		if skipped > 0 && err == nil {
+			notes = append(notes, fmt.Sprintf("skipped %d unreadable line(s) of %s (--skip-bad-lines)", skipped, filepath.Base(path)))
+		}
+	}()
 	for n := 1; ; n++ {
 		line, err := r.ReadBytes('\n')
 		if err != nil && err != io.EOF {
@@ -189,11 +241,15 @@ func readPredictions(path string) ([]scoreLine, []string, error) {
 					notes = append(notes, fmt.Sprintf("skipped a torn last line (%d bytes) of %s", len(line), filepath.Base(path)))
 					break
 				}
+				if skipBad {
+					skipped++
+					continue
+				}
 				why := "no sample_id"
 				if uerr != nil {
 					why = uerr.Error()
 				}
-				return nil, nil, fmt.Errorf("%s line %d is not a prediction record (%s); fix or remove that line and score again", path, n, why)
+				return nil, nil, fmt.Errorf("%s line %d is not a prediction record (%s); fix or remove that line, or score with --skip-bad-lines", path, n, why)
 			}
 			if prev, dup := seen[p.SampleID]; dup {
 				return nil, nil, fmt.Errorf("%s line %d repeats sample_id %q of line %d; a predictions file holds each sample once", path, n, p.SampleID, prev)
@@ -260,6 +316,43 @@ func topErrors(counts map[string]int, n int) []ErrorCount {
 		out = out[:n]
 	}
 	return out
+}
+
+// addSPICE runs SPICE on the captions when it is installed, adding spice and spider; else
+// it marks them unavailable with the reason. It returns a note for the summary.
+func addSPICE(ctx context.Context, res *metrics.Result, opts ScoreOptions) string {
+	why := "skipped (--no-spice)"
+	if !opts.NoSPICE {
+		dir := opts.SPICECacheDir
+		if dir == "" {
+			d, err := spice.DefaultCacheDir()
+			if err != nil {
+				why = err.Error()
+			}
+			dir = d
+		}
+		if dir != "" {
+			ok, reason := spice.Available(dir)
+			if ok {
+				cands := make([]string, len(res.Samples))
+				refs := make([][]string, len(res.Samples))
+				for i, s := range res.Samples {
+					cands[i], refs[i] = s.Prediction, []string{s.Target}
+				}
+				scores, err := spice.NewRunner(dir).Score(ctx, cands, refs)
+				if err == nil {
+					err = metrics.AddSPICE(res, scores)
+				}
+				if err == nil {
+					return "SPIDEr = (CIDEr-D + SPICE) / 2, SPICE from " + dir
+				}
+				reason = "SPICE failed: " + err.Error()
+			}
+			why = reason
+		}
+	}
+	metrics.SPICEUnavailable(res, why)
+	return "SPIDEr is not reported, CIDEr-D is: SPICE unavailable (" + why + "); `beans-slurm setup-spice` installs it"
 }
 
 func sameDir(a, b string) bool {

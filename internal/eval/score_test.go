@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -52,7 +53,7 @@ func TestScoreFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			p := writeRun(t, tt.body)
-			sum, err := ScoreFile(p, "")
+			sum, err := ScoreFile(context.Background(), p, "", ScoreOptions{})
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
 					t.Fatalf("err %v, want %q", err, tt.wantErr)
@@ -82,7 +83,7 @@ func TestScoreFile(t *testing.T) {
 func TestScoreFileElsewhere(t *testing.T) {
 	p := writeRun(t, line("a", "cat", "cat", ""))
 	out := filepath.Join(t.TempDir(), "re")
-	if _, err := ScoreFile(p, out); err != nil {
+	if _, err := ScoreFile(context.Background(), p, out, ScoreOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	for _, f := range []string{TaskFile, ProcessedFile, ScoredFile, SummaryFile} {
@@ -95,7 +96,7 @@ func TestScoreFileElsewhere(t *testing.T) {
 	}
 	// Without task.json there is nothing to score against.
 	os.Remove(filepath.Join(filepath.Dir(p), TaskFile))
-	if _, err := ScoreFile(p, ""); err == nil || !strings.Contains(err.Error(), "no task.json beside it") {
+	if _, err := ScoreFile(context.Background(), p, "", ScoreOptions{}); err == nil || !strings.Contains(err.Error(), "no task.json beside it") {
 		t.Fatalf("err %v", err)
 	}
 }
