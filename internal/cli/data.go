@@ -21,8 +21,9 @@ import (
 type dataOptions struct {
 	dataDir  string
 	revision string
-	cacheDir string
-	noCache  bool
+	cacheDir  string
+	noCache   bool
+	blockSize int64
 }
 
 func (d *dataOptions) flags(f *pflag.FlagSet) {
@@ -30,6 +31,7 @@ func (d *dataOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&d.revision, "revision", "", "dataset revision to read: a branch, tag or commit (default: each task's, else main)")
 	f.StringVar(&d.cacheDir, "cache-dir", "", "where blocks read from the Hub and label vocabularies are kept (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
 	f.BoolVar(&d.noCache, "no-cache", false, "read the Hub without keeping blocks on disk")
+	f.Int64Var(&d.blockSize, "block-size", blockcache.DefaultBlockSize, "size in bytes of the blocks kept from Hub reads (a cache made with another size is not reused)")
 }
 
 // cacheRoot is beans-slurm's cache directory.
@@ -60,7 +62,10 @@ func (d *dataOptions) resolver(logger *log.Logger, demoDir string) (*dataset.Res
 		r.DemoDir = filepath.Join(root, "demo")
 	}
 	if !d.noCache && d.dataDir == "" {
-		c, err := blockcache.Open(filepath.Join(root, "blocks"), blockcache.DefaultBlockSize)
+		if d.blockSize <= 0 {
+			d.blockSize = blockcache.DefaultBlockSize
+		}
+		c, err := blockcache.Open(filepath.Join(root, "blocks"), d.blockSize)
 		if err != nil {
 			return nil, configError(fmt.Errorf("open the block cache: %w (choose another --cache-dir)", err))
 		}

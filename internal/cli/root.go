@@ -153,6 +153,9 @@ Start with:  beans-slurm demo`,
 		newCheckLauncherCmd(ios, g),
 		newListCmd(ios, g),
 		newDescribeCmd(ios, g),
+		newDataCmd(ios, g),
+		newVocabCmd(ios, g),
+		newSetupSPICECmd(ios, g),
 	)
 	return root, g
 }
