@@ -19,8 +19,8 @@ import (
 
 // dataOptions are the flags that say where a run's data comes from.
 type dataOptions struct {
-	dataDir  string
-	revision string
+	dataDir   string
+	revision  string
 	cacheDir  string
 	noCache   bool
 	blockSize int64
