@@ -446,8 +446,16 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 	if err != nil {
 		return err
 	}
+	// When only the first rows of the group are selected (a --limit), read about as far as
+	// they reach, then further in growing windows if the estimate was short: a smoke test
+	// then transfers a few rows' audio, not whole row groups.
+	need := size
+	if last := lastSelected(mask); last >= 0 && last+1 < len(mask) {
+		per := size / int64(len(mask))
+		need = per*int64(last+1) + per/4 + 64<<10
+	}
 	var r io.ReaderAt
-	if size <= maxChunkRead {
+	if need >= size && size <= maxChunkRead {
 		if int64(cap(s.chunk)) < size {
 			s.chunk = nil // let the old one go first
 			s.chunk = make([]byte, size)
@@ -461,7 +469,7 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 		}
 		r = &memReaderAt{off: off, data: buf}
 	} else {
-		r = &windowReader{r: f.r, ctx: s.ctx, end: off + size, window: maxChunkRead}
+		r = &windowReader{r: f.r, ctx: s.ctx, end: off + size, window: min(need, maxChunkRead), grow: true}
 	}
 	pages := cc.PagesFrom(r)
 	defer pages.Close()
@@ -500,12 +508,24 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 	return nil
 }
 
-// windowReader reads a large column chunk sequentially in windows, each with one ReadAt.
+// lastSelected is the index of the last selected row of a mask, or -1.
+func lastSelected(mask []bool) int {
+	for i := len(mask) - 1; i >= 0; i-- {
+		if mask[i] {
+			return i
+		}
+	}
+	return -1
+}
+
+// windowReader reads a large column chunk sequentially in windows, each with one ReadAt;
+// with grow, each window is twice the last, up to maxChunkRead.
 type windowReader struct {
 	r      io.ReaderAt
 	ctx    context.Context
 	end    int64 // end of the chunk
 	window int64
+	grow   bool
 	off    int64 // file offset of buf
 	buf    []byte
 }
@@ -535,6 +555,9 @@ func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
 				return n, err
 			}
 			w.off = o
+			if w.grow {
+				w.window = min(2*w.window, maxChunkRead)
+			}
 		}
 		n += copy(p[n:], w.buf[o-w.off:])
 	}
