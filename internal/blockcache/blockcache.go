@@ -207,7 +207,14 @@ func (r *Reader) ReadAt(p []byte, off int64) (int, error) {
 		}
 	}
 	if len(missing) > 0 {
-		if err := r.fetch(nil, missing, p, off, end); err != nil {
+		if n <= r.c.blockSize/smallFraction {
+			// A small read (a footer, a column of ids or labels) whose blocks are not all
+			// here: fetch and keep exactly that range, rather than whole blocks, so that
+			// reading the small columns spread through a file does not download it.
+			if err := r.readSmall(p[:n], off); err != nil {
+				return 0, err
+			}
+		} else if err := r.fetch(nil, missing, p, off, end); err != nil {
 			return 0, err
 		}
 	}
@@ -300,6 +307,44 @@ func (r *Reader) copyBlock(i int64, p []byte, off, end int64) (bool, error) {
 	}
 	r.add(func(c *counters) { c.hits.Add(1) })
 	return true, nil
+}
+
+// smallFraction: reads of at most blockSize/smallFraction bytes (1 MiB with the default
+// blocks: a footer read) are cached as exact ranges.
+const smallFraction = 4
+
+func (r *Reader) rangePath(off, n int64) string {
+	return filepath.Join(r.dir, "r"+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(n, 10))
+}
+
+// readSmall serves [off, off+len(p)) from a range kept by an earlier identical read, else
+// fetches exactly that range from the source and keeps it.
+func (r *Reader) readSmall(p []byte, off int64) error {
+	path := r.rangePath(off, int64(len(p)))
+	if buf, err := os.ReadFile(path); err == nil {
+		if len(buf) == len(p)+trailerLen && sound(buf) {
+			copy(p, buf)
+			r.add(func(c *counters) { c.hits.Add(1) })
+			return nil
+		}
+		r.add(func(c *counters) { c.torn.Add(1) })
+	}
+	r.add(func(c *counters) { c.misses.Add(1); c.fetches.Add(1) })
+	k, err := r.src.ReadAt(p, off)
+	if k < len(p) {
+		if err == nil || err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return fmt.Errorf("block cache %s: read %d bytes at %d: %w", r.key, len(p), off, err)
+	}
+	r.add(func(c *counters) { c.bytesFetched.Add(int64(len(p))) })
+	if err := r.write(path, p); err != nil {
+		r.add(func(c *counters) { c.writeErrors.Add(1) })
+		r.c.mu.Lock()
+		r.c.lastErr = err
+		r.c.mu.Unlock()
+	}
+	return nil
 }
 
 // sound checks a block file's trailer.

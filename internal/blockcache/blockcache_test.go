@@ -245,14 +245,14 @@ func TestSourceErrors(t *testing.T) {
 	src := &source{data: testData(1000, 4)}
 	src.fail.Store(true)
 	r := c.Reader("k", 1000, src)
-	_, err := r.ReadAt(make([]byte, 10), 150)
+	_, err := r.ReadAt(make([]byte, 40), 150)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("fetch bytes 100-199")) {
 		t.Fatalf("err = %v", err)
 	}
 	// Claims were released: the next read fetches.
 	src.fail.Store(false)
-	p := make([]byte, 10)
-	if _, err := r.ReadAt(p, 150); err != nil || !bytes.Equal(p, src.data[150:160]) {
+	p := make([]byte, 40)
+	if _, err := r.ReadAt(p, 150); err != nil || !bytes.Equal(p, src.data[150:190]) {
 		t.Fatalf("read after recovery: %v", err)
 	}
 	// A source shorter than announced is an error, not zeros.
@@ -412,5 +412,39 @@ func TestOverHub(t *testing.T) {
 	wg.Wait()
 	if n := srv.TotalBytes(); n != 0 {
 		t.Fatalf("second reads transferred %d bytes, want 0", n)
+	}
+}
+
+// Small reads are kept as exact ranges: reading the small columns spread through a file
+// fetches only their bytes, and the same reads again fetch nothing.
+func TestSmallReads(t *testing.T) {
+	c, _ := Open(t.TempDir(), 1000)
+	src := &source{data: testData(10000, 6)}
+	r := c.Reader("k", 10000, src)
+	p := make([]byte, 50)
+	for _, off := range []int64{0, 3000, 9950} {
+		if _, err := r.ReadAt(p, off); err != nil || !bytes.Equal(p, src.data[off:off+50]) {
+			t.Fatalf("read at %d: %v", off, err)
+		}
+	}
+	if got := src.bytes.Load(); got != 150 {
+		t.Fatalf("small reads fetched %d bytes, want exactly 150", got)
+	}
+	r2 := c.Reader("k", 10000, src)
+	for _, off := range []int64{0, 3000, 9950} {
+		if _, err := r2.ReadAt(p, off); err != nil || !bytes.Equal(p, src.data[off:off+50]) {
+			t.Fatalf("second read at %d: %v", off, err)
+		}
+	}
+	if got := src.bytes.Load(); got != 150 {
+		t.Fatalf("repeated small reads fetched again: %d bytes", got)
+	}
+	// Blocks on disk serve small reads inside them without a range fetch.
+	if _, err := r.ReadAt(make([]byte, 1000), 5000); err != nil {
+		t.Fatal(err)
+	}
+	before := src.bytes.Load()
+	if _, err := r.ReadAt(p, 5100); err != nil || !bytes.Equal(p, src.data[5100:5150]) || src.bytes.Load() != before {
+		t.Fatalf("small read inside a cached block: %v, fetched %d", err, src.bytes.Load()-before)
 	}
 }
