@@ -29,7 +29,7 @@ func TestDefaultLoads(t *testing.T) {
 	for _, s := range r.Suites() {
 		suites = append(suites, s.ID)
 	}
-	if want := []string{"beans_zero_core", "beans_zero_smoke", "demo"}; !slices.Equal(suites, want) {
+	if want := []string{"beans_zero_captions", "beans_zero_classification", "beans_zero_core", "beans_zero_detection", "beans_zero_smoke", "beans_zero_unseen_taxa", "demo"}; !slices.Equal(suites, want) {
 		t.Errorf("suites: got %v, want %v", suites, want)
 	}
 	var prompts []string
@@ -224,7 +224,7 @@ func TestLookupErrors(t *testing.T) {
 		{"task at most five", func() error { _, err := r.Task("unseen"); return err },
 			`unknown task "unseen"`, []string{"beans_zero_unseen_genus_cmn", "beans_zero_unseen_genus_sci", "beans_zero_unseen_genus_tax", "beans_zero_unseen_family_cmn", "beans_zero_unseen_family_sci"}},
 		{"suite prefix", func() error { _, err := r.SuiteTasks("beans_zero"); return err },
-			`unknown suite "beans_zero"`, []string{"beans_zero_core", "beans_zero_smoke"}},
+			`unknown suite "beans_zero"`, []string{"beans_zero_core", "beans_zero_smoke", "beans_zero_captions", "beans_zero_detection", "beans_zero_unseen_taxa"}},
 		{"model alias case", func() error { _, err := r.Model("AF3"); return err },
 			`did you mean af3?`, []string{"af3"}},
 		{"nothing close", func() error { _, err := r.Prompt("zzzzzzzz"); return err },
@@ -599,5 +599,34 @@ func TestPublishedValidation(t *testing.T) {
 	_, err := Load(dir)
 	if err == nil || !strings.Contains(err.Error(), "demo_species.yaml:10") || !strings.Contains(err.Error(), "result of m is -1") {
 		t.Fatalf("err %v", err)
+	}
+}
+
+func TestFamilySuitesCoverCore(t *testing.T) {
+	r, err := Default()
+	if err != nil {
+		t.Fatal(err)
+	}
+	core, err := r.Suite("beans_zero_core")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]int{}
+	for _, s := range []string{"beans_zero_classification", "beans_zero_detection", "beans_zero_unseen_taxa", "beans_zero_captions"} {
+		tasks, err := r.SuiteTasks(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, task := range tasks {
+			seen[task.ID]++
+		}
+	}
+	for _, id := range core.Tasks {
+		if seen[id] != 1 {
+			t.Errorf("%s is in %d family suites, want exactly 1", id, seen[id])
+		}
+	}
+	if len(seen) != len(core.Tasks) {
+		t.Errorf("family suites hold %d tasks, core %d", len(seen), len(core.Tasks))
 	}
 }
