@@ -103,7 +103,7 @@ func TestDemoEndToEnd(t *testing.T) {
 		if !reflect.DeepEqual(live.Metrics, again.Metrics) || live.Headline != again.Headline || live.N != again.N || live.ConfigHash != again.ConfigHash {
 			t.Errorf("%s: score gave %+v %v, live run %+v %v", task.TaskID, again.Headline, again.Metrics, live.Headline, live.Metrics)
 		}
-		for _, f := range []string{eval.ScoredFile, eval.ProcessedFile} {
+		for _, f := range []string{eval.ScoredFile, eval.ProcessedFile, eval.SummaryFile} {
 			a, _ := os.ReadFile(filepath.Join(dir, f))
 			b, _ := os.ReadFile(filepath.Join(re, f))
 			if !bytes.Equal(a, b) {

@@ -186,3 +186,56 @@ func predictionsOf(t *testing.T, path string) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// A corrupt shard fails its task with an error that names the file; the other tasks run
+// and their results are written.
+func TestCorruptShardOtherTasksContinue(t *testing.T) {
+	data := t.TempDir()
+	for _, d := range []string{"good", "bad"} {
+		if err := os.MkdirAll(filepath.Join(data, d), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		shards := beansShards(t, filepath.Join(data, d), 1, 48, 12)
+		for _, p := range shards {
+			if d == "bad" {
+				b, _ := os.ReadFile(p)
+				os.WriteFile(p, b[:len(b)/2], 0o644) // truncated: no footer
+			}
+		}
+	}
+	reg := t.TempDir()
+	os.MkdirAll(filepath.Join(reg, "tasks"), 0o755)
+	os.MkdirAll(filepath.Join(reg, "suites"), 0o755)
+	for _, d := range []string{"good", "bad"} {
+		os.WriteFile(filepath.Join(reg, "tasks", "t_"+d+".yaml"), []byte(fmt.Sprintf(`id: t_%s
+type: classification
+source: {kind: parquet, files: "%s/*.parquet"}
+dataset_names: [esc50]
+prompt: beans_zero_instruction
+`, d, d)), 0o644)
+	}
+	os.WriteFile(filepath.Join(reg, "suites", "two.yaml"), []byte("id: two\ntasks: [t_bad, t_good]\n"), 0o644)
+	url := serve(t, dummyHandler(t, launcher.DummyOptions{}))
+	out := filepath.Join(t.TempDir(), "out")
+	r := runCLI(t, "--registry", reg, "run", "--predict-url", url, "--suite", "two", "--data-dir", data, "--output-dir", out, "--bootstrap", "-1")
+	if r.code != 1 || !strings.Contains(r.err, "1 task(s) failed: t_bad") {
+		t.Fatalf("exit %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	if !strings.Contains(r.err, "shard_0000.parquet") {
+		t.Errorf("the error does not name the broken file:\n%s", r.err)
+	}
+	var s eval.SuiteSummary
+	b, _ := os.ReadFile(filepath.Join(out, eval.SuiteFile))
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Tasks) != 2 || s.Tasks[0].Error == "" || s.Tasks[1].Error != "" || s.Tasks[1].N == 0 {
+		t.Fatalf("suite summary %+v", s.Tasks)
+	}
+	if _, err := os.Stat(filepath.Join(out, "t_good", eval.SummaryFile)); err != nil {
+		t.Error(err)
+	}
+	if !strings.Contains(r.out, "FAILED") {
+		t.Errorf("the table does not show the failed task:\n%s", r.out)
+	}
+}

@@ -3,6 +3,7 @@ package cli
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
 	"slices"
@@ -52,6 +53,13 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 				o.outputDir = filepath.Join("results", time.Now().Format("20060102-150405"))
 			}
 			sum, err := runSuite(cmd, ios, g, o, "")
+			var tf *eval.TasksFailedError
+			if errors.As(err, &tf) && sum != nil {
+				if perr := printSuite(ios, o, sum); perr != nil && !errors.Is(perr, errReported) {
+					return perr
+				}
+				return err
+			}
 			if err != nil {
 				return err
 			}
@@ -118,10 +126,14 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 			err = werr
 		}
 	}
-	if err != nil {
-		if _, ok := err.(*eval.ExistingResultsError); ok {
-			return nil, configError(err)
-		}
+	var exists *eval.ExistingResultsError
+	var tf *eval.TasksFailedError
+	switch {
+	case errors.As(err, &exists):
+		return nil, configError(err)
+	case errors.As(err, &tf):
+		return sum, err // the other tasks' results are there to show
+	case err != nil:
 		return nil, err
 	}
 	return sum, nil

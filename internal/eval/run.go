@@ -93,6 +93,8 @@ type SuiteTask struct {
 	Dir       string              `json:"dir"`
 	// Published are the task's published results, for comparison.
 	Published *registry.Published `json:"published,omitempty"`
+	// Error says why the task could not be run (its other fields are then empty).
+	Error string `json:"error,omitempty"`
 }
 
 // Interval is a confidence interval of a metric.
@@ -142,10 +144,24 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		Limit: cfg.Limit, Started: time.Now().UTC(),
 		BeansSlurm: BuildRecord{Version: version.Version, Revision: version.Revision()},
 	}
+	var failed []string
 	for i, task := range cfg.Tasks {
 		ts, err := runTask(ctx, cfg, client, task, i+1)
 		if err != nil {
-			return sum, fmt.Errorf("task %s: %w", task.ID, err)
+			var exists *ExistingResultsError
+			if ctx.Err() != nil || errors.As(err, &exists) {
+				return sum, fmt.Errorf("task %s: %w", task.ID, err)
+			}
+			// One task's broken data (a corrupt shard, a missing column) must not cost the
+			// others: record it and go on.
+			cfg.Log.Error("task failed; going on with the others", "task", task.ID, "err", err)
+			failed = append(failed, task.ID)
+			sum.Tasks = append(sum.Tasks, SuiteTask{TaskID: task.ID, TaskType: task.Type, Dir: task.ID, Error: err.Error(), Published: task.Published})
+			sum.Finished = time.Now().UTC()
+			if err := writeJSON(filepath.Join(cfg.OutputDir, SuiteFile), sum); err != nil {
+				return sum, err
+			}
+			continue
 		}
 		sum.Tasks = append(sum.Tasks, SuiteTask{
 			TaskID: ts.TaskID, TaskType: ts.TaskType, Headline: ts.Headline, Metrics: ts.Metrics,
@@ -156,7 +172,18 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 			return sum, err
 		}
 	}
+	if len(failed) > 0 {
+		return sum, &TasksFailedError{Tasks: failed}
+	}
 	return sum, nil
+}
+
+// TasksFailedError says that some tasks of a run could not be run; the others were, and
+// their results are written.
+type TasksFailedError struct{ Tasks []string }
+
+func (e *TasksFailedError) Error() string {
+	return fmt.Sprintf("%d task(s) failed: %s (their errors are in suite_summary.json and the log above); the other tasks' results are written", len(e.Tasks), strings.Join(e.Tasks, ", "))
 }
 
 // pending is what is kept of a sent sample until its answer is written.

@@ -134,7 +134,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
 	}
 
-	lines, notes, err := readPredictions(predictionsPath, opts.SkipBadLines)
+	lines, notes, err := readPredictions(predictionsPath, rec.Task.ID, opts.SkipBadLines)
 	if err != nil {
 		return nil, err
 	}
@@ -214,7 +214,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 // readPredictions reads every line of a predictions file. A torn last line (a write cut
 // short by a crash) is skipped with a note; any other unreadable line is an error that
 // names the line, since skipping it would silently change the numbers.
-func readPredictions(path string, skipBad bool) (out []scoreLine, notes []string, err error) {
+func readPredictions(path, taskID string, skipBad bool) (out []scoreLine, notes []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("score: %w", err)
@@ -236,7 +236,11 @@ func readPredictions(path string, skipBad bool) (out []scoreLine, notes []string
 		complete := err == nil
 		if len(bytes.TrimSpace(line)) > 0 {
 			var p scoreLine
-			if uerr := json.Unmarshal(line, &p); uerr != nil || p.SampleID == "" {
+			uerr := json.Unmarshal(line, &p)
+			if uerr == nil && p.TaskID != taskID {
+				uerr = fmt.Errorf("task_id %q, but task.json says %q", p.TaskID, taskID)
+			}
+			if uerr != nil || p.SampleID == "" {
 				if !complete {
 					notes = append(notes, fmt.Sprintf("skipped a torn last line (%d bytes) of %s", len(line), filepath.Base(path)))
 					break
@@ -268,6 +272,7 @@ func readPredictions(path string, skipBad bool) (out []scoreLine, notes []string
 // memory (corpus metrics need them all), so it keeps only these few strings.
 type scoreLine struct {
 	SampleID   string `json:"sample_id"`
+	TaskID     string `json:"task_id"`
 	Target     string `json:"target"`
 	Prediction string `json:"prediction"`
 	Error      string `json:"error"`

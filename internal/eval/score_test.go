@@ -48,7 +48,8 @@ func TestScoreFile(t *testing.T) {
 		{name: "torn last line", body: good + `{"sample_id":"d","tar`, wantN: 3, wantAcc: 2.0 / 3, note: "torn last line"},
 		{name: "broken middle line", body: line("a", "cat", "cat", "") + "{oops\n" + line("b", "dog", "dog", ""), wantErr: "line 2 is not a prediction record"},
 		{name: "duplicate id", body: good + line("a", "cat", "dog", ""), wantErr: `line 4 repeats sample_id "a" of line 1`},
-		{name: "no sample id", body: `{"target":"cat"}` + "\n", wantErr: "line 1"},
+		{name: "no sample id", body: `{"task_id":"t","target":"cat"}` + "\n", wantErr: "line 1"},
+		{name: "another task", body: good + `{"sample_id":"z","task_id":"other","target":"cat"}` + "\n", wantErr: `line 4 is not a prediction record (task_id "other", but task.json says "t")`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -107,5 +108,19 @@ func TestPeakRSS(t *testing.T) {
 	}
 	if mib := peakRSSMiB(); mib <= 0 || mib > 64<<10 {
 		t.Fatalf("peak RSS %.1f MiB", mib)
+	}
+}
+
+func TestScoreFileSkipBadLines(t *testing.T) {
+	p := writeRun(t, line("a", "cat", "cat", "")+"{oops\n"+line("b", "dog", "dog", ""))
+	sum, err := ScoreFile(context.Background(), p, "", ScoreOptions{SkipBadLines: true, Bootstrap: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if sum.N != 2 || sum.Headline.Value != 1 || !strings.Contains(strings.Join(sum.Notes, " "), "skipped 1 unreadable line") {
+		t.Fatalf("n %d, %v, notes %q", sum.N, sum.Headline, sum.Notes)
+	}
+	if sum.Intervals != nil {
+		t.Errorf("intervals computed with the bootstrap off: %v", sum.Intervals)
 	}
 }

@@ -29,13 +29,15 @@ type PaperRow struct {
 	// PublishedMetric is the metric of the published value (it differs from Metric when
 	// SPIDEr could not be computed).
 	PublishedMetric string
+	// Error says why the task has no result.
+	Error string
 }
 
 // PaperRows turns a suite summary into rows in the suite's task order.
 func PaperRows(s *eval.SuiteSummary) []PaperRow {
 	rows := make([]PaperRow, 0, len(s.Tasks))
 	for _, t := range s.Tasks {
-		r := PaperRow{TaskID: t.TaskID, N: t.N, Failed: t.Failed}
+		r := PaperRow{TaskID: t.TaskID, N: t.N, Failed: t.Failed, Error: t.Error}
 		r.Metric = paperMetric(t.TaskType, t.Metrics)
 		r.Value = t.Metrics[r.Metric]
 		if iv, ok := t.Intervals[r.Metric]; ok {
@@ -88,6 +90,10 @@ func PaperTable(w io.Writer, rows []PaperRow) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tMETRIC\tVALUE\t95% CI\tN\tFAILED\tNATURELM-AUDIO (PAPER)")
 	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t\t\t\t%s\n", r.TaskID, r.Metric, r.pub())
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%.3f\t%s\t%d\t%d\t%s\n", r.TaskID, r.Metric, r.Value, r.ci(), r.N, r.Failed, r.pub())
 	}
 	return tw.Flush()
@@ -102,6 +108,10 @@ func PaperMarkdown(w io.Writer, title string, rows []PaperRow) error {
 	b.WriteString("| task | metric | value | 95% CI | n | failed | NatureLM-audio (paper) |\n")
 	b.WriteString("|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
+		if r.Error != "" {
+			fmt.Fprintf(&b, "| %s | %s | failed: %s |  |  |  | %s |\n", r.TaskID, r.Metric, strings.ReplaceAll(Shorten(r.Error, 200), "|", "/"), r.pub())
+			continue
+		}
 		fmt.Fprintf(&b, "| %s | %s | %.3f | %s | %d | %d | %s |\n", r.TaskID, r.Metric, r.Value, r.ci(), r.N, r.Failed, r.pub())
 	}
 	_, err := io.WriteString(w, b.String())
@@ -120,6 +130,10 @@ func PaperCSV(w io.Writer, rows []PaperRow) error {
 		return strconv.FormatFloat(v, 'f', -1, 64)
 	}
 	for _, r := range rows {
+		if r.Error != "" {
+			cw.Write([]string{r.TaskID, r.Metric, "", "", "", "", "", f(r.Published, r.HasPub), r.PublishedMetric})
+			continue
+		}
 		cw.Write([]string{r.TaskID, r.Metric, f(r.Value, true), f(r.Low, r.HasCI), f(r.High, r.HasCI),
 			strconv.Itoa(r.N), strconv.Itoa(r.Failed), f(r.Published, r.HasPub), r.PublishedMetric})
 	}

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"text/tabwriter"
+	"unicode/utf8"
 
 	"github.com/beans-slurm/beans-slurm/internal/eval"
 )
@@ -16,6 +17,10 @@ func SuiteTable(w io.Writer, s *eval.SuiteSummary) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "TASK\tTYPE\tHEADLINE\tVALUE\tN\tFAILED\tOTHER METRICS")
 	for _, t := range s.Tasks {
+		if t.Error != "" {
+			fmt.Fprintf(tw, "%s\t%s\tFAILED\t-\t-\t-\t%s\n", t.TaskID, t.TaskType, Shorten(t.Error, 120))
+			continue
+		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%.4f\t%d\t%d\t%s\n", t.TaskID, t.TaskType, t.Headline.Name, t.Headline.Value, t.N, t.Failed, otherMetrics(t.Metrics, t.Headline.Name))
 	}
 	return tw.Flush()
@@ -53,4 +58,15 @@ func sortedKeys(m map[string]float64) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// Shorten cuts s to at most n bytes on a character boundary, with an ellipsis.
+func Shorten(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
