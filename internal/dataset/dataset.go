@@ -11,11 +11,14 @@
 //     column statistics rule the row group out), then id, task, output, metadata,
 //     instruction and instruction_text, only for row groups that hold a selected row;
 //   - the audio column chunk (LIST<DOUBLE>) of only those row groups is fetched with ONE
-//     ReadAt and decoded at page level from memory, a row that lies within a page being
-//     passed on without a copy.
+//     ReadAt (the next row group's while this one is decoded, when the stream is certain
+//     to need it) and decoded at page level from memory, its pages decompressed on several
+//     goroutines (see fastpages.go), a row that lies within a page being passed on without
+//     a copy.
 //
-// Memory is bounded by about two audio column chunks of one row group (the fetched chunk
-// plus the decompressed page and one row), whatever the number of rows.
+// Memory is bounded by about three audio column chunks of one row group (the fetched chunk,
+// the next one being prefetched, a few decompressed pages and one row), whatever the number
+// of rows.
 package dataset
 
 import (

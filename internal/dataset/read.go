@@ -211,11 +211,14 @@ func (f *parquetFile) strings(i, col int, name string, r io.ReaderAt) ([]string,
 // delivered with Err set and the stream goes on.
 //
 // Memory stays bounded whatever the number of rows: the small string columns of one row
-// group, one row group's audio column chunk (compressed, as fetched), the page being
-// decoded and at most one row of audio. Row groups without a matching row are never read
+// group, one row group's audio column chunk (compressed, as fetched) and the next one's
+// when it is prefetched, the few pages being decompressed (GOMAXPROCS+2) and at most one
+// row of audio. Row groups without a matching row are never read
 // for audio. Each call gets a fresh *Sample, but its Audio is reused: copy what you keep.
 func (d *Dataset) Stream(ctx context.Context, q Query, fn func(*Sample) error) error {
 	s := &streamer{ctx: ctx, q: q, fn: fn}
+	s.takeBufs()
+	defer s.release()
 	for _, fs := range d.files {
 		err := d.withFile(ctx, fs, s.file)
 		if errors.Is(err, errLimit) {
@@ -252,9 +255,15 @@ type streamer struct {
 	q         Query
 	fn        func(*Sample) error
 	delivered int
-	rowBuf    []float64 // a row spanning pages
-	dictBuf   []float64 // a dictionary page's values, resolved
-	chunk     []byte    // the fetched audio column chunk, reused
+	rowBuf    []float64  // a row spanning pages
+	dictBuf   []float64  // a dictionary page's values, resolved
+	chunk     []byte     // the fetched audio column chunk, reused
+	spare     []byte     // a chunk buffer for the next prefetch
+	pre       *prefetch  // the audio chunk of the next row group, being fetched
+	pages     []*pageBuf // the fast path's page buffers, reused
+	bufs      streamBufs // buffers left by an earlier stream, not in use
+	maxChunk  int64      // the largest chunk buffer asked for
+	chunkHint int64      // the size of the current file's largest audio chunk (up to maxChunkRead)
 	lastMeta  string
 	lastRate  int
 	lastErr   error
@@ -436,7 +445,8 @@ func parseSampleRate(meta string) (int, error) {
 }
 
 // audio fetches the audio column chunk of row group i with one ReadAt (see maxChunkRead),
-// decodes it page by page and calls emit for every row the mask selects.
+// decodes it page by page and calls emit for every row the mask selects. A chunk fetched
+// whole goes to the fast path (fastAudio) first; parquet-go decodes what it leaves.
 func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emit func(int, []float64, rowState) error) error {
 	cc, ok := f.RowGroups()[i].ColumnChunks()[leaf.index].(*parquet.FileColumnChunk)
 	if !ok {
@@ -456,20 +466,44 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 	}
 	var r io.ReaderAt
 	if need >= size && size <= maxChunkRead {
-		if int64(cap(s.chunk)) < size {
-			s.chunk = nil // let the old one go first
-			s.chunk = make([]byte, size)
+		s.chunkHint = size
+		for k := range f.RowGroups() {
+			if _, n, err := f.chunkRange(k, leaf.index, "audio"); err == nil && n <= maxChunkRead {
+				s.chunkHint = max(s.chunkHint, n)
+			}
 		}
-		buf := s.chunk[:size]
-		if err := f.readFull(s.ctx, buf, off); err != nil {
+		var err error
+		if p := s.takePrefetch(f, i); p != nil {
+			// Fetched while the last row group was decoded.
+			s.spare, s.chunk = s.chunk, p.buf
+			err = p.err
+		} else {
+			if int64(cap(s.chunk)) < size {
+				s.putChunk(s.chunk)
+				s.chunk = s.getChunk(size)
+			}
+			err = f.readFull(s.ctx, s.chunk[:size], off)
+		}
+		if err != nil {
 			if ce := s.ctx.Err(); ce != nil {
 				return passError{ce}
 			}
 			return f.errorf(i, "audio", "%w", err)
 		}
+		buf := s.chunk[:size]
+		s.prefetch(f, i+1, leaf, mask)
 		r = &memReaderAt{off: off, data: buf}
+		md := &f.Metadata().RowGroups[i].Columns[leaf.index].MetaData
+		from, err := s.fastAudio(md, leaf, buf, mask, emit)
+		if err != nil || from < 0 {
+			return err
+		}
+		if from > 0 { // parquet-go decodes the rest, and finds what the fast path did not like
+			mask = slices.Clone(mask)
+			clear(mask[:from])
+		}
 	} else {
-		r = &windowReader{r: f.r, ctx: s.ctx, end: off + size, window: min(need, maxChunkRead), grow: true}
+		r = &windowReader{r: f.r, ctx: s.ctx, end: off + size, window: min(need, maxChunkRead), grow: true, step: 1 << 20}
 	}
 	pages := cc.PagesFrom(r)
 	defer pages.Close()
@@ -526,6 +560,7 @@ type windowReader struct {
 	end    int64 // end of the chunk
 	window int64
 	grow   bool
+	step   int64
 	off    int64 // file offset of buf
 	buf    []byte
 }
@@ -556,7 +591,9 @@ func (w *windowReader) ReadAt(p []byte, off int64) (int, error) {
 			}
 			w.off = o
 			if w.grow {
-				w.window = min(2*w.window, maxChunkRead)
+				// The estimate fell short by a row or so: continue in small steps first.
+				w.window = min(max(w.step, w.window/4), maxChunkRead)
+				w.step = min(2*w.window, maxChunkRead)
 			}
 		}
 		n += copy(p[n:], w.buf[o-w.off:])
@@ -582,6 +619,12 @@ type assembler struct {
 	spanning       bool // *buf holds the start of the current row
 	buf            *[]float64
 	emit           func(row int, audio []float64, st rowState) error
+	// hold: a page's values stay valid until the next call to page (or skip, or finish)
+	// returns, so a row that ends with a page is kept as a slice of it (pending) and
+	// copied into *buf only if it continues on the next page.
+	hold    bool
+	held    bool // pending holds the current row, which started on the last page
+	pending []float64
 }
 
 // page consumes one page. A row that starts and ends within the page is emitted as a slice
@@ -596,6 +639,9 @@ func (a *assembler) page(vals []float64, rep, def []byte) error {
 	}
 	if len(rep) > 0 && rep[0] != 0 && a.row < 0 {
 		return fmt.Errorf("first page does not start a row")
+	}
+	if a.held && (len(rep) == 0 || rep[0] != 0) {
+		a.unhold()
 	}
 	vi, segStart := 0, 0 // value cursor; start of the current row's values in this page
 	for li := 0; li < len(rep); {
@@ -635,8 +681,56 @@ func (a *assembler) page(vals []float64, rep, def []byte) error {
 		li = next
 	}
 	if a.row >= 0 && a.mask[a.row] {
-		*a.buf = append(*a.buf, vals[segStart:vi]...)
-		a.spanning = true
+		if a.hold && !a.spanning {
+			a.pending, a.held = vals[segStart:vi], true
+		} else {
+			*a.buf = append(*a.buf, vals[segStart:vi]...)
+			a.spanning = true
+		}
+	}
+	return nil
+}
+
+// unhold copies the pending start of the current row into *buf.
+func (a *assembler) unhold() {
+	*a.buf = append((*a.buf)[:0], a.pending...)
+	a.pending, a.held, a.spanning = nil, false, true
+}
+
+// skip consumes a page, given by its levels alone, that holds no value of a selected row:
+// rows are counted, and a selected row that ended with the previous page is emitted.
+func (a *assembler) skip(rep, def []byte) error {
+	if len(rep) != len(def) {
+		return fmt.Errorf("page has %d repetition and %d definition levels", len(rep), len(def))
+	}
+	if len(rep) == 0 {
+		return nil
+	}
+	if rep[0] != 0 {
+		if a.row < 0 {
+			return fmt.Errorf("first page does not start a row")
+		}
+		if a.mask[a.row] {
+			return fmt.Errorf("skipped page continues selected row %d", a.row)
+		}
+	}
+	for li, r := range rep {
+		if r != 0 {
+			continue
+		}
+		if err := a.complete(nil); err != nil {
+			return err
+		}
+		a.row++
+		if a.row >= len(a.mask) {
+			return fmt.Errorf("more rows than the row group's %d", len(a.mask))
+		}
+		if a.mask[a.row] {
+			return fmt.Errorf("skipped page holds selected row %d", a.row)
+		}
+		if def[li]+1 < a.repDef {
+			a.state.null = true
+		}
 	}
 	return nil
 }
@@ -648,6 +742,10 @@ func (a *assembler) complete(tail []float64) error {
 	a.spanning, a.state = false, rowState{}
 	if a.row < 0 || !a.mask[a.row] {
 		return nil
+	}
+	if a.held { // the row lies within the previous page; tail is empty
+		tail = a.pending
+		a.pending, a.held = nil, false
 	}
 	if spanning {
 		*a.buf = append(*a.buf, tail...)
