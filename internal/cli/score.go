@@ -11,12 +11,6 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/report"
 )
 
-func sameDir(a, b string) bool {
-	aa, err1 := filepath.Abs(a)
-	bb, err2 := filepath.Abs(b)
-	return err1 == nil && err2 == nil && aa == bb
-}
-
 func newScoreCmd(ios IO, g *globals) *cobra.Command {
 	var outDir string
 	var asJSON, skipBad bool
@@ -42,7 +36,7 @@ are the live run's.`,
 				}
 				opts := sf.options()
 				opts.SkipBadLines = skipBad
-				if (opts.Policy != "" || opts.Postprocess != "") && (outDir == "" || sameDir(outDir, filepath.Dir(p))) {
+				if (opts.Policy != "" || opts.Postprocess != "") && (outDir == "" || eval.SameDir(outDir, filepath.Dir(p))) {
 					return configError(fmt.Errorf("re-scoring with --policy or --postprocess writes into a new directory: give -o DIR"))
 				}
 				s, err := eval.ScoreFile(cmd.Context(), p, outDir, opts)

@@ -171,7 +171,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 	if err := os.MkdirAll(outDir, 0o755); err != nil {
 		return nil, fmt.Errorf("score: create %s: %w", outDir, err)
 	}
-	if !sameDir(outDir, dir) {
+	if !SameDir(outDir, dir) {
 		if err := writeJSON(filepath.Join(outDir, TaskFile), rec); err != nil {
 			return nil, err
 		}
@@ -360,7 +360,8 @@ func addSPICE(ctx context.Context, res *metrics.Result, opts ScoreOptions) strin
 	return "SPIDEr is not reported, CIDEr-D is: SPICE unavailable (" + why + "); `beans-slurm setup-spice` installs it"
 }
 
-func sameDir(a, b string) bool {
+// SameDir reports whether two paths name the same directory.
+func SameDir(a, b string) bool {
 	aa, err1 := filepath.Abs(a)
 	bb, err2 := filepath.Abs(b)
 	return err1 == nil && err2 == nil && filepath.Clean(aa) == filepath.Clean(bb)
