@@ -664,14 +664,16 @@ func TestMemory20000Rows(t *testing.T) {
 		if rows != n {
 			t.Fatalf("%d rows streamed, want %d", rows, n)
 		}
-		peaks[n] = peak
+		// The parsed footer grows with the number of row groups of a file (documented); the
+		// bound is on what streaming itself holds.
+		peaks[n] = peak - min(peak, meta)
 		t.Logf("%d rows of %d samples, row groups of %d (audio chunk ≤ %d bytes, footer %d bytes, parsed %.2f MB): peak live heap while streaming %.2f MB", n, samples, rgRows, chunk, footerLen(t, name), float64(meta)/1e6, float64(peak)/1e6)
 	}
 	if limit := uint64(4*chunk) + 2<<20; peaks[20000] > limit {
-		t.Errorf("peak live heap %d bytes for 20,000 rows, want at most 4 audio chunks + 2 MiB = %d", peaks[20000], limit)
+		t.Errorf("peak live heap beyond the parsed footer %d bytes for 20,000 rows, want at most 4 audio chunks + 2 MiB = %d", peaks[20000], limit)
 	}
 	if peaks[20000] > peaks[2000]+uint64(chunk) {
-		t.Errorf("peak live heap grows with rows: %d (2,000 rows) → %d (20,000 rows)", peaks[2000], peaks[20000])
+		t.Errorf("peak live heap beyond the parsed footer grows with rows: %d (2,000 rows) → %d (20,000 rows)", peaks[2000], peaks[20000])
 	}
 }
 
