@@ -47,15 +47,6 @@ const (
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// DefaultDir is os.UserCacheDir()/beans-slurm/blocks.
-func DefaultDir() (string, error) {
-	d, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("find the user cache directory for the block cache: %w; pass a cache directory explicitly", err)
-	}
-	return filepath.Join(d, "beans-slurm", "blocks"), nil
-}
-
 // RangeOpener is implemented by sources that stream a byte range with one request
 // (*hub.File). Prefetch uses it to fetch large spans with bounded memory.
 type RangeOpener interface {

@@ -9,7 +9,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/beans-slurm/beans-slurm/internal/dataset"
-	"github.com/beans-slurm/beans-slurm/internal/registry"
 	"github.com/beans-slurm/beans-slurm/internal/spice"
 )
 
@@ -172,22 +171,7 @@ output columns only, cached by dataset commit).`,
 			if err != nil {
 				return err
 			}
-			var labels []string
-			var source string
-			if task.Type == registry.Captioning || len(task.Labels) > 0 {
-				labels, source, err = r.Labels(cmd.Context(), task, &dataset.Location{}, nil)
-			} else {
-				loc, lerr := r.Locate(cmd.Context(), task)
-				if lerr != nil {
-					return lerr
-				}
-				d, oerr := dataset.Open(cmd.Context(), loc.Files)
-				if oerr != nil {
-					return oerr
-				}
-				defer d.Close()
-				labels, source, err = r.Labels(cmd.Context(), task, loc, d)
-			}
+			labels, source, err := r.TaskLabels(cmd.Context(), task)
 			if err != nil {
 				return err
 			}

@@ -315,6 +315,24 @@ func (r *Resolver) Labels(ctx context.Context, task registry.Task, loc *Location
 	return labels, fmt.Sprintf("distinct outputs of the task's whole split in %s", where), nil
 }
 
+// TaskLabels is Labels for a task on its own: it locates and opens the task's data only
+// when the vocabulary has to be read from it.
+func (r *Resolver) TaskLabels(ctx context.Context, task registry.Task) ([]string, string, error) {
+	if task.Type == registry.Captioning || len(task.Labels) > 0 {
+		return r.Labels(ctx, task, &Location{}, nil)
+	}
+	loc, err := r.Locate(ctx, task)
+	if err != nil {
+		return nil, "", err
+	}
+	d, err := Open(ctx, loc.Files)
+	if err != nil {
+		return nil, "", err
+	}
+	defer d.Close()
+	return r.Labels(ctx, task, loc, d)
+}
+
 // defaultGlob is the glob for local Parquet sources.
 func defaultGlob(g string) string {
 	if g == "" {

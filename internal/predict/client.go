@@ -166,9 +166,6 @@ func (c *Client) Info() contract.Info { return c.info }
 // InfoRaw is the launcher's /info body as it arrived.
 func (c *Client) InfoRaw() json.RawMessage { return c.infoRaw }
 
-// URL is the predict URL.
-func (c *Client) URL() string { return c.predictURL }
-
 // BatchSize is the current number of items per POST.
 func (c *Client) BatchSize() int { return int(c.batchSize.Load()) }
 
