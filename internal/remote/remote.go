@@ -1,0 +1,107 @@
+// Package remote runs commands and moves files on the machine where SLURM lives: the local
+// machine (a login node) or a cluster reached over SSH. One interface, two transports.
+package remote
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"io/fs"
+	"strings"
+	"time"
+)
+
+// Transport is a connection to the machine that runs SLURM's commands. Every method is bounded
+// by its context; paths are the remote machine's, absolute or relative to the login directory.
+// A Transport is safe for concurrent use.
+type Transport interface {
+	// Run runs command with the remote login shell (bash -c on the local transport), feeding it
+	// stdin when stdin is not nil. A command that ran and exited non-zero is not an error: its
+	// code is in Result.ExitCode. The error is for a command that could not be run or was cut
+	// off (connection lost, context done).
+	Run(ctx context.Context, command string, stdin io.Reader) (*Result, error)
+	// WriteFile writes r to path atomically (a temporary name in the same directory, then a
+	// rename), creating the parent directories, with the given permission bits.
+	WriteFile(ctx context.Context, path string, r io.Reader, perm fs.FileMode) error
+	// Open opens path for reading from offset.
+	Open(ctx context.Context, path string, offset int64) (io.ReadCloser, error)
+	// Stat describes path. A missing path gives an error matching fs.ErrNotExist.
+	Stat(ctx context.Context, path string) (FileInfo, error)
+	// Walk lists every regular file below root, with paths relative to root in slash form.
+	// A missing root gives an error matching fs.ErrNotExist.
+	Walk(ctx context.Context, root string) ([]FileInfo, error)
+	// MkdirAll creates path and its parents.
+	MkdirAll(ctx context.Context, path string, perm fs.FileMode) error
+	// Remove removes a file or an empty directory; a missing path is not an error.
+	Remove(ctx context.Context, path string) error
+	// String names the other end for messages ("local", "ssh beansuser@host:22").
+	String() string
+	// Close releases the connection.
+	Close() error
+}
+
+// FileInfo describes one remote file.
+type FileInfo struct {
+	Path    string // relative to the walked root (Walk) or as given (Stat)
+	Size    int64
+	ModTime time.Time
+	Mode    fs.FileMode
+}
+
+// Result is what a command printed and how it exited.
+type Result struct {
+	Stdout, Stderr []byte
+	ExitCode       int
+}
+
+// Output runs command and returns its standard output, or an error that carries the command's
+// exit code and the end of its standard error when it exited non-zero.
+func Output(ctx context.Context, t Transport, command string) ([]byte, error) {
+	res, err := t.Run(ctx, command, nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.ExitCode != 0 {
+		return res.Stdout, &ExitError{Command: command, Result: res, Where: t.String()}
+	}
+	return res.Stdout, nil
+}
+
+// ExitError is a command that ran and exited non-zero.
+type ExitError struct {
+	Command string
+	Where   string
+	*Result
+}
+
+func (e *ExitError) Error() string {
+	msg := strings.TrimSpace(string(e.Stderr))
+	if msg == "" {
+		msg = strings.TrimSpace(string(e.Stdout))
+	}
+	if len(msg) > 500 {
+		msg = "…" + msg[len(msg)-500:]
+	}
+	name := e.Command
+	if i := strings.IndexAny(name, " \n"); i > 0 {
+		name = name[:i]
+	}
+	return fmt.Sprintf("%s on %s exited %d: %s", name, e.Where, e.ExitCode, msg)
+}
+
+// Quote quotes s for a POSIX shell: a single-quoted word, safe for any content.
+func Quote(s string) string {
+	if s != "" && strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_./:=@,+%") == "" {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// Join quotes every word and joins them with spaces into one command line.
+func Join(words ...string) string {
+	q := make([]string, len(words))
+	for i, w := range words {
+		q[i] = Quote(w)
+	}
+	return strings.Join(q, " ")
+}
