@@ -1,5 +1,28 @@
 // Package remote runs commands and moves files on the machine where SLURM lives: the local
-// machine (a login node) or a cluster reached over SSH. One interface, two transports.
+// machine (a login node) or a cluster reached over SSH. One interface, Transport, and three
+// implementations:
+//
+//   - NewLocal: this machine. Commands run with `bash -c` in $HOME, in their own process group
+//     (killed when the context ends); files through package os. Relative and "~/" paths are
+//     relative to $HOME, as in an SSH login.
+//
+//   - Dial: the built-in SSH client (golang.org/x/crypto/ssh and github.com/pkg/sftp). It reads
+//     ~/.ssh/config (Host patterns, HostName, User, Port, IdentityFile, ProxyJump, Include,
+//     UserKnownHostsFile, IdentitiesOnly, ConnectTimeout; not Match), verifies host keys
+//     strictly against known_hosts (an unknown or changed key is a *HostKeyError, never
+//     accepted silently), authenticates with ssh-agent, key files and keyboard-interactive
+//     (two-factor prompts through SSHConfig.Prompt), and jumps through ProxyJump hosts. One
+//     connection per Transport: every Run is a session on it and file operations share one
+//     SFTP session, so a two-factor login is answered once. Keepalives detect a dead
+//     connection; its errors satisfy IsConnectionError.
+//
+//   - NewOpenSSH: the system `ssh` command with a shared ControlMaster, for sites whose setup
+//     only OpenSSH follows (Match blocks, ProxyCommand, GSSAPI, host certificates). File
+//     operations are quoted shell commands.
+//
+// Relative remote paths, and paths starting with "~/", are relative to the login directory.
+// Mirror copies a remote tree to a local directory incrementally and safely; Counting wraps a
+// Transport to count its calls, for tests and benchmarks.
 package remote
 
 import (
