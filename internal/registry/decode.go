@@ -17,11 +17,16 @@ import (
 // document's root mapping node (for line numbers) and every problem found, each with its
 // line. The node is nil when the file could not be decoded at all.
 func decodeStrict(data []byte, v any) (*yaml.Node, []lineMsg) {
+	return decodeStrictDoc(data, v, "empty file; a registry file holds one entry, starting with id: <file name>")
+}
+
+// decodeStrictDoc is decodeStrict with the message given for an empty file.
+func decodeStrictDoc(data []byte, v any, emptyMsg string) (*yaml.Node, []lineMsg) {
 	var doc yaml.Node
 	nodes := yaml.NewDecoder(bytes.NewReader(data))
 	if err := nodes.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil, []lineMsg{{0, "empty file; a registry file holds one entry, starting with id: <file name>"}}
+			return nil, []lineMsg{{0, emptyMsg}}
 		}
 		return nil, yamlErrors(err)
 	}
@@ -87,7 +92,9 @@ func yamlErrors(err error) []lineMsg {
 // knownKeys maps a Go type name as yaml.v3 prints it ("registry.Task") to its YAML keys.
 var knownKeys = func() map[string][]string {
 	m := map[string][]string{}
-	for _, v := range []any{Task{}, Source{}, Suite{}, Prompt{}, Model{}} {
+	for _, v := range []any{Task{}, Source{}, Suite{}, Prompt{}, Model{}, Published{},
+		Clusters{}, Cluster{}, ClusterGPU{}, ClusterCPU{}, ClusterPoll{},
+		SweepConfig{}, SweepModel{}, RunConfig{}} {
 		t := reflect.TypeOf(v)
 		var keys []string
 		for i := range t.NumField() {
@@ -168,4 +175,30 @@ func lineOf(n *yaml.Node, path ...any) int {
 		}
 	}
 	return line
+}
+
+// decodeFile decodes one configuration file (clusters.yaml, a sweep or run config) strictly
+// into v and validates it. Every problem found is reported in one *LoadError whose problems
+// name origin and whose message starts with what (e.g. "clusters").
+func decodeFile[T any](data []byte, origin, what, emptyMsg string, v *T, validate func(*T, *yaml.Node, reportFunc)) error {
+	var ps problems
+	node, msgs := decodeStrictDoc(data, v, emptyMsg)
+	decoded := map[int]bool{}
+	for _, lm := range msgs {
+		ps.add(origin, lm.line, "%s", lm.msg)
+		decoded[lm.line] = true
+	}
+	if node != nil && validate != nil {
+		validate(v, node, func(line int, format string, args ...any) {
+			if !decoded[line] {
+				ps.add(origin, line, format, args...)
+			}
+		})
+	}
+	if err := ps.err(); err != nil {
+		le := err.(*LoadError)
+		le.what = what
+		return le
+	}
+	return nil
 }

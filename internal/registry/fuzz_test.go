@@ -50,3 +50,47 @@ func FuzzTaskFile(f *testing.F) {
 		}
 	})
 }
+
+// FuzzConfigFiles parses arbitrary bytes as a clusters file, a sweep and a run config: the
+// parsers never panic, and every failure is a *LoadError whose problems name the file.
+func FuzzConfigFiles(f *testing.F) {
+	f.Add([]byte(okClusters))
+	f.Add(ExampleClusters())
+	f.Add([]byte("models: [af3, {model: x, env: {A: b}, gpus: 1}]\nsuite: s\n"))
+	f.Add([]byte("clusters: {a: {host: h, work_dir: /w, poll: {initial: 1h, max: 1s}}}\n"))
+	f.Add([]byte("model: m\npredict_url: http://h/p\ntimeout: 1s\ntasks: [a]\n"))
+	f.Add([]byte("models:\n  - &a {model: x}\n  - *a\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		check := func(err error) {
+			if err == nil {
+				return
+			}
+			var le *LoadError
+			if !errors.As(err, &le) || len(le.Problems) == 0 {
+				t.Fatalf("error %T %v is not a *LoadError with problems", err, err)
+			}
+			for _, p := range le.Problems {
+				if p.File != "f.yaml" || p.Msg == "" {
+					t.Fatalf("problem %+v does not name f.yaml or is empty", p)
+				}
+			}
+		}
+		c, err := ParseClusters(data, "f.yaml")
+		check(err)
+		if err == nil {
+			for _, n := range c.Names() {
+				cl, err := c.Lookup(n)
+				if err != nil || cl.WorkDir == "" || cl.Poll.Initial <= 0 || cl.Poll.Max < cl.Poll.Initial {
+					t.Fatalf("accepted an invalid profile %+v (%v)", cl, err)
+				}
+			}
+		}
+		s, err := ParseSweepConfig(data, "f.yaml")
+		check(err)
+		if err == nil && (len(s.Models) == 0 || (s.Suite == "" && len(s.Tasks) == 0)) {
+			t.Fatalf("accepted an invalid sweep %+v", s)
+		}
+		_, err = ParseRunConfig(data, "f.yaml")
+		check(err)
+	})
+}

@@ -29,15 +29,18 @@ func (p Problem) String() string {
 // LoadError lists every problem found while loading a registry.
 type LoadError struct {
 	Problems []Problem
+	// what starts the message ("registry" when empty; "clusters", "sweep config", …).
+	what string
 }
 
 // Error lists the problems, one a line.
 func (e *LoadError) Error() string {
+	what := cmp.Or(e.what, "registry")
 	if len(e.Problems) == 1 {
-		return "registry: " + e.Problems[0].String()
+		return what + ": " + e.Problems[0].String()
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "registry: %d problems:", len(e.Problems))
+	fmt.Fprintf(&b, "%s: %d problems:", what, len(e.Problems))
 	for _, p := range e.Problems {
 		b.WriteString("\n\t")
 		b.WriteString(p.String())
@@ -65,12 +68,21 @@ func (ps problems) err() error {
 	return &LoadError{Problems: sorted}
 }
 
+// errAs is err with the message starting with what instead of "registry".
+func (ps problems) errAs(what string) error {
+	err := ps.err()
+	if le, ok := err.(*LoadError); ok {
+		le.what = what
+	}
+	return err
+}
+
 // ErrNotFound is matched (errors.Is) by the error of a lookup of an unknown name.
 var ErrNotFound = errors.New("not found")
 
 // NotFoundError is the error of a lookup of an unknown task, suite, prompt or model.
 type NotFoundError struct {
-	// Kind is "task", "suite", "prompt" or "model".
+	// Kind is "task", "suite", "prompt", "model", "sweep" or "cluster".
 	Kind string
 	// Name is what was asked for.
 	Name string
@@ -78,12 +90,18 @@ type NotFoundError struct {
 	Suggestions []string
 	// Known is how many entries of the kind the registry holds.
 	Known int
+	// Hint, when set, replaces the default advice given when no close name exists
+	// (e.g. where cluster profiles are defined).
+	Hint string
 }
 
 // Error reads e.g. `unknown task "esc5"; did you mean beans_zero_esc50?`.
 func (e *NotFoundError) Error() string {
 	if len(e.Suggestions) > 0 {
 		return fmt.Sprintf("unknown %s %q; did you mean %s?", e.Kind, e.Name, strings.Join(e.Suggestions, ", "))
+	}
+	if e.Hint != "" {
+		return fmt.Sprintf("unknown %s %q: %s", e.Kind, e.Name, e.Hint)
 	}
 	return fmt.Sprintf("unknown %s %q: none of the %d registered %ss has that name or a close one; add %ss/%s.yaml to a registry directory to define it",
 		e.Kind, e.Name, e.Known, e.Kind, e.Kind, e.Name)

@@ -19,18 +19,21 @@ import (
 )
 
 // Kinds of registry entries; each lives in the directory of the same name plus "s"
-// (tasks/, suites/, prompts/, models/).
+// (tasks/, suites/, prompts/, models/, sweeps/). Clusters are not registry entries: they
+// live in the user's clusters.yaml (see LoadClusters); KindCluster names them in errors.
 const (
-	KindTask   = "task"
-	KindSuite  = "suite"
-	KindPrompt = "prompt"
-	KindModel  = "model"
+	KindTask    = "task"
+	KindSuite   = "suite"
+	KindPrompt  = "prompt"
+	KindModel   = "model"
+	KindSweep   = "sweep"
+	KindCluster = "cluster"
 )
 
 // EmbeddedPrefix starts the origin of every entry of the embedded registry.
 const EmbeddedPrefix = "embedded:registry/"
 
-// Registry holds the tasks, suites, prompts and model presets of the embedded registry and
+// Registry holds the tasks, suites, prompts, model presets and sweeps of the embedded registry and
 // of any user directories, validated. It is read-only once loaded and safe for concurrent
 // use. Build one with Default or Load.
 type Registry struct {
@@ -38,6 +41,7 @@ type Registry struct {
 	suites  map[string]*entry[Suite]
 	prompts map[string]*entry[Prompt]
 	models  map[string]*entry[Model]
+	sweeps  map[string]*entry[SweepConfig]
 	// aliases maps a model alias to the model's id.
 	aliases map[string]string
 	// templates holds each prompt's compiled template.
@@ -73,10 +77,10 @@ func fsLayer(fsys fs.FS, origin string) layer {
 func dirLayer(dir string) (layer, error) {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return layer{}, fmt.Errorf("registry directory %s: %w; give an existing directory holding tasks/, suites/, prompts/ or models/", dir, err)
+		return layer{}, fmt.Errorf("registry directory %s: %w; give an existing directory holding tasks/, suites/, prompts/, models/ or sweeps/", dir, err)
 	}
 	if !fi.IsDir() {
-		return layer{}, fmt.Errorf("registry directory %s: not a directory; give a directory holding tasks/, suites/, prompts/ or models/", dir)
+		return layer{}, fmt.Errorf("registry directory %s: not a directory; give a directory holding tasks/, suites/, prompts/, models/ or sweeps/", dir)
 	}
 	return layer{fsys: os.DirFS(dir), name: func(rel string) string { return filepath.Join(dir, filepath.FromSlash(rel)) }}, nil
 }
@@ -87,7 +91,7 @@ func Default() (*Registry, error) {
 }
 
 // Load loads the embedded registry, then each directory in order. A directory has the same
-// layout as the embedded registry (tasks/, suites/, prompts/, models/, one entry per
+// layout as the embedded registry (tasks/, suites/, prompts/, models/, sweeps/, one entry per
 // <id>.yaml file); missing subdirectories are fine, a missing directory is an error. A later
 // entry replaces an earlier one with the same id (see Origin and Overrides). Every problem
 // found is reported in one *LoadError.
@@ -117,6 +121,7 @@ func load(layers ...layer) (*Registry, error) {
 		suites:    map[string]*entry[Suite]{},
 		prompts:   map[string]*entry[Prompt]{},
 		models:    map[string]*entry[Model]{},
+		sweeps:    map[string]*entry[SweepConfig]{},
 		aliases:   map[string]string{},
 		templates: map[string]*template.Template{},
 	}
@@ -127,6 +132,7 @@ func load(layers ...layer) (*Registry, error) {
 		loadKind(l, KindSuite, r.suites, func(s *Suite) string { return s.ID }, validateSuite, &ps, broken)
 		loadKind(l, KindPrompt, r.prompts, func(p *Prompt) string { return p.ID }, validatePrompt, &ps, broken)
 		loadKind(l, KindModel, r.models, func(m *Model) string { return m.ID }, validateModel, &ps, broken)
+		loadKind(l, KindSweep, r.sweeps, func(s *SweepConfig) string { return s.ID }, validateSweep, &ps, broken)
 	}
 	r.crossCheck(&ps, broken)
 	if err := ps.err(); err != nil {
@@ -275,6 +281,27 @@ func (r *Registry) Model(nameOrAlias string) (Model, error) {
 	return cloneModel(e.val), nil
 }
 
+// Sweep returns the sweep with this id (a file sweeps/<id>.yaml of the registry).
+func (r *Registry) Sweep(id string) (SweepConfig, error) {
+	e, ok := r.sweeps[id]
+	if !ok {
+		return SweepConfig{}, lookupError(KindSweep, id, slices.Collect(maps.Keys(r.sweeps)))
+	}
+	s := cloneSweep(e.val)
+	s.origin, s.node = e.origin, e.node
+	return s, nil
+}
+
+// Sweeps returns all sweeps, sorted by id.
+func (r *Registry) Sweeps() []SweepConfig {
+	out := make([]SweepConfig, 0, len(r.sweeps))
+	for _, id := range sortedIDs(r.sweeps) {
+		s, _ := r.Sweep(id)
+		out = append(out, s)
+	}
+	return out
+}
+
 // Tasks returns all tasks, sorted by id.
 func (r *Registry) Tasks() []Task { return sortedValues(r.tasks, cloneTask) }
 
@@ -298,7 +325,7 @@ func sortedValues[T any](m map[string]*entry[T], clone func(T) T) []T {
 	return out
 }
 
-// Origin returns where the entry of this kind ("task", "suite", "prompt", "model"; the plural
+// Origin returns where the entry of this kind ("task", "suite", "prompt", "model", "sweep"; the plural
 // works too) and id came from: "embedded:registry/tasks/x.yaml" or the path of a user file.
 // A model alias gives its model's origin. It returns "" for an unknown entry.
 func (r *Registry) Origin(kind, id string) string {
@@ -333,6 +360,10 @@ func (r *Registry) origins(kind, id string) []string {
 		}
 	case KindPrompt:
 		if e, ok := r.prompts[id]; ok {
+			return get(e.origin, e.overrides)
+		}
+	case KindSweep:
+		if e, ok := r.sweeps[id]; ok {
 			return get(e.origin, e.overrides)
 		}
 	case KindModel:

@@ -1,7 +1,9 @@
-// Package registry holds the named things a run is made of: tasks, suites, prompts and model
-// presets. The defaults are YAML files embedded in the binary (the top-level registry/
-// directory); a user directory can add or override entries. Decoding is strict: an unknown
-// key is an error that names the file and the line.
+// Package registry holds the named things a run is made of: tasks, suites, prompts, model
+// presets and sweeps. The defaults are YAML files embedded in the binary (the top-level
+// registry/ directory); a user directory can add or override entries. It also reads the
+// user's cluster profiles (clusters.yaml, see LoadClusters) and the configuration files of
+// `submit --config` and `run --config` (LoadSweepConfig, LoadRunConfig). Decoding is strict:
+// an unknown key is an error that names the file and the line.
 package registry
 
 // Task types.

@@ -233,6 +233,11 @@ func (r *Registry) crossCheck(ps *problems, broken map[string]bool) {
 			}
 		}
 	}
+	// Sweeps last: they name models by alias too.
+	for _, id := range sortedIDs(r.sweeps) {
+		e := r.sweeps[id]
+		r.checkSweepRefs(&e.val, e.node, e.origin, ps, broken)
+	}
 	for _, id := range sortedIDs(r.prompts) {
 		e := r.prompts[id]
 		if t, err := parseTemplate(id, e.val.Template); err == nil {

@@ -9,6 +9,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/beans-slurm/beans-slurm/internal/eval"
+	"github.com/beans-slurm/beans-slurm/internal/registry"
 )
 
 // PaperReference is the published model shown beside a run's numbers.
@@ -38,19 +39,34 @@ func PaperRows(s *eval.SuiteSummary) []PaperRow {
 	rows := make([]PaperRow, 0, len(s.Tasks))
 	for _, t := range s.Tasks {
 		r := PaperRow{TaskID: t.TaskID, N: t.N, Failed: t.Failed, Error: t.Error}
-		r.Metric = paperMetric(t.TaskType, t.Metrics)
-		r.Value = t.Metrics[r.Metric]
-		if iv, ok := t.Intervals[r.Metric]; ok {
-			r.Low, r.High, r.HasCI = iv.Low, iv.High, true
-		}
-		if p := t.Published; p != nil {
-			if v, ok := p.Results[PaperReference]; ok {
-				r.Published, r.HasPub, r.PublishedMetric = v, true, p.Metric
-			}
-		}
+		r.Metric, r.Value, r.Low, r.High, r.HasCI = paperValue(t.TaskType, t.Metrics, t.Intervals)
+		r.Published, r.PublishedMetric, r.HasPub = publishedValue(t.Published, PaperReference)
 		rows = append(rows, r)
 	}
 	return rows
+}
+
+// paperValue picks a task's paper metric (see paperMetric) from its metrics, with the
+// metric's interval when there is one. PaperRows and Compare both use it.
+func paperValue(taskType string, m map[string]float64, iv map[string]eval.Interval) (metric string, value, low, high float64, hasCI bool) {
+	metric = paperMetric(taskType, m)
+	value = m[metric]
+	if i, ok := iv[metric]; ok {
+		low, high, hasCI = i.Low, i.High, true
+	}
+	return metric, value, low, high, hasCI
+}
+
+// publishedValue returns the published result of model ref for a task, and its metric.
+func publishedValue(p *registry.Published, ref string) (value float64, metric string, ok bool) {
+	if p == nil {
+		return 0, "", false
+	}
+	v, ok := p.Results[ref]
+	if !ok {
+		return 0, "", false
+	}
+	return v, p.Metric, true
 }
 
 func paperMetric(taskType string, m map[string]float64) string {
