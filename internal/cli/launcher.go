@@ -20,6 +20,8 @@ type dummyOptions struct {
 	latency   time.Duration
 	slots     int
 	failEvery int
+	model     string
+	tokenFile string
 }
 
 func newLauncherCmd(ios IO, g *globals) *cobra.Command {
@@ -44,12 +46,18 @@ a model server of fixed capacity (slots × batch size / latency samples per seco
   beans-slurm launcher dummy --mode tone --latency 200ms --slots 4`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := launcher.NewDummy(launcher.DummyOptions{Mode: o.mode, MaxBatchSize: o.batch, Latency: o.latency, Slots: o.slots, FailEvery: o.failEvery})
+			m, err := launcher.NewDummy(launcher.DummyOptions{Mode: o.mode, MaxBatchSize: o.batch, Latency: o.latency, Slots: o.slots, FailEvery: o.failEvery, Model: o.model})
 			if err != nil {
 				return configError(err)
 			}
+			token := ""
+			if o.tokenFile != "" {
+				if token, err = launcher.ReadToken(o.tokenFile); err != nil {
+					return configError(err)
+				}
+			}
 			logger := g.logger(ios)
-			h := launcher.NewHandler(m, launcher.ServerOptions{Logger: logger})
+			h := launcher.NewHandler(m, launcher.ServerOptions{Logger: logger, Token: token})
 			addr := net.JoinHostPort(o.bind, strconv.Itoa(o.port))
 			return launcher.Serve(cmd.Context(), addr, h, func(base string) {
 				logger.Info("serving predictions_v1", "predict_url", base+"/predict", "mode", m.Info().Model, "max_batch_size", m.Info().MaxBatchSize)
@@ -65,6 +73,8 @@ a model server of fixed capacity (slots × batch size / latency samples per seco
 	f.DurationVar(&o.latency, "latency", 0, "simulated model time per batch")
 	f.IntVar(&o.slots, "slots", 0, "batches worked on at once; further requests wait (0 = unlimited)")
 	f.IntVar(&o.failEvery, "fail-every", 0, "fail every N-th item with a per-item error (testing clients)")
+	f.StringVar(&o.model, "model-name", "", "model name announced in /info (default dummy-<mode>)")
+	f.StringVar(&o.tokenFile, "token-file", "", "require the bearer token in this 0600 `file` on /info and /predict")
 	return cmd
 }
 

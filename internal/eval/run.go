@@ -49,6 +49,9 @@ type Config struct {
 	Scoring ScoreOptions
 	// Limit runs only the first N samples of each task (0 = all).
 	Limit int
+	// SuiteFile names the suite summary in OutputDir (default suite_summary.json); shards of
+	// one run that share an output directory each write their own.
+	SuiteFile string
 	// Progress, when set, is called as samples complete (from one goroutine at a time).
 	Progress func(Progress)
 	// Log receives progress lines and warnings (nil = discard).
@@ -119,6 +122,9 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 	if cfg.Resolver == nil {
 		return nil, errors.New("no data resolver configured")
 	}
+	if cfg.SuiteFile == "" {
+		cfg.SuiteFile = SuiteFile
+	}
 	if err := cfg.Audio.check(); err != nil {
 		return nil, err
 	}
@@ -158,7 +164,7 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 			failed = append(failed, task.ID)
 			sum.Tasks = append(sum.Tasks, SuiteTask{TaskID: task.ID, TaskType: task.Type, Dir: task.ID, Error: err.Error(), Published: task.Published})
 			sum.Finished = time.Now().UTC()
-			if err := writeJSON(filepath.Join(cfg.OutputDir, SuiteFile), sum); err != nil {
+			if err := writeJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
 				return sum, err
 			}
 			continue
@@ -168,7 +174,7 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 			Intervals: ts.Intervals, N: ts.N, Failed: ts.Failed, Dir: ts.TaskID, Published: task.Published,
 		})
 		sum.Finished = time.Now().UTC()
-		if err := writeJSON(filepath.Join(cfg.OutputDir, SuiteFile), sum); err != nil {
+		if err := writeJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
 			return sum, err
 		}
 	}

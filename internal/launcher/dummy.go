@@ -1,6 +1,7 @@
 package launcher
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -62,6 +63,9 @@ type DummyOptions struct {
 	// FailEvery, when k > 0, fails every k-th item (by arrival at the model) with the
 	// per-item error InjectedFailure. For testing clients.
 	FailEvery int
+	// Model replaces the model name in /info (default "dummy-<mode>"); a stub of a model
+	// preset announces itself as "stub:<preset>".
+	Model string
 }
 
 // NewDummy returns the reference launcher's model. It answers deterministically, simulates
@@ -116,7 +120,7 @@ func NewDummy(opts DummyOptions) (Model, error) {
 	}
 	d.info = contract.Info{
 		Name:              DummyName,
-		Model:             "dummy-" + opts.Mode,
+		Model:             cmp.Or(opts.Model, "dummy-"+opts.Mode),
 		ModelRevision:     DummyRevision,
 		AudioPayloadTypes: []string{contract.PayloadBase64WAV},
 		MaxBatchSize:      opts.MaxBatchSize,

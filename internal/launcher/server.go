@@ -6,6 +6,7 @@ package launcher
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"net/http"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/log"
@@ -45,6 +47,9 @@ type ServerOptions struct {
 	// Ready reports whether the model can serve; /health answers 503 while it is false.
 	// nil means always ready.
 	Ready func() bool
+	// Token, when set, is required as "Authorization: Bearer <token>" on /info and /predict
+	// (HTTP 401 otherwise). /health stays open: it says nothing but "ok" or "loading".
+	Token string
 }
 
 // NewHandler serves GET /health, GET /info and POST /predict for m, exactly at these paths.
@@ -56,7 +61,7 @@ type ServerOptions struct {
 // array is in reverse request order, deterministically, so that clients matching by
 // position instead of sample_id fail at once.
 func NewHandler(m Model, opts ServerOptions) http.Handler {
-	h := &handler{model: m, logger: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready}
+	h := &handler{model: m, logger: opts.Logger, maxBody: opts.MaxBodyBytes, ready: opts.Ready, token: opts.Token}
 	if h.logger == nil {
 		h.logger = log.New(io.Discard)
 	}
@@ -71,6 +76,7 @@ type handler struct {
 	logger  *log.Logger
 	maxBody int64
 	ready   func() bool
+	token   string
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -85,18 +91,32 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	case "/info":
-		if !allowMethod(w, r, http.MethodGet, http.MethodHead) {
+		if !allowMethod(w, r, http.MethodGet, http.MethodHead) || !h.authorized(w, r) {
 			return
 		}
 		writeJSON(w, http.StatusOK, h.model.Info())
 	case "/predict":
-		if !allowMethod(w, r, http.MethodPost) {
+		if !allowMethod(w, r, http.MethodPost) || !h.authorized(w, r) {
 			return
 		}
 		h.predict(w, r)
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s (this launcher serves /health, /info, /predict)", r.URL.Path))
 	}
+}
+
+// authorized answers 401 unless the request carries the configured bearer token.
+func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if h.token == "" {
+		return true
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && subtle.ConstantTimeCompare([]byte(got), []byte(h.token)) == 1 {
+		return true
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="beans-slurm launcher"`)
+	writeError(w, http.StatusUnauthorized, "this launcher requires its sweep's bearer token (Authorization: Bearer …)")
+	return false
 }
 
 // allowMethod answers 405 unless r's method is one of methods.

@@ -442,3 +442,48 @@ func BenchmarkPredictHandler(b *testing.B) {
 		}
 	}
 }
+
+func TestHandlerToken(t *testing.T) {
+	srv := newDummyServer(t, DummyOptions{}, ServerOptions{Token: "s3cret-token"})
+	body, err := json.Marshal(contract.Request{SchemaVersion: contract.PredictionsV1, Requests: []contract.RequestItem{audioItem("a", "q")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		method, path, auth string
+		want               int
+	}{
+		{http.MethodGet, "/health", "", 200},
+		{http.MethodGet, "/info", "", 401},
+		{http.MethodGet, "/info", "Bearer wrong", 401},
+		{http.MethodGet, "/info", "s3cret-token", 401},
+		{http.MethodGet, "/info", "Bearer s3cret-token", 200},
+		{http.MethodPost, "/predict", "", 401},
+		{http.MethodPost, "/predict", "Bearer s3cret-tokenX", 401},
+		{http.MethodPost, "/predict", "Bearer s3cret-token", 200},
+	} {
+		var rd io.Reader
+		if tt.method == http.MethodPost {
+			rd = bytes.NewReader(body)
+		}
+		req, err := http.NewRequest(tt.method, srv.URL+tt.path, rd)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.auth != "" {
+			req.Header.Set("Authorization", tt.auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != tt.want {
+			t.Errorf("%s %s with %q: %d, want %d (%s)", tt.method, tt.path, tt.auth, resp.StatusCode, tt.want, b)
+		}
+		if tt.want == 401 && bytes.Contains(b, []byte("s3cret")) {
+			t.Errorf("401 body leaks the token: %s", b)
+		}
+	}
+}
