@@ -53,8 +53,10 @@ cmd_install() {
 cmd_up() {
   need_root
   local H; H=$(hostname -s)
-  getent ahostsv4 "$H" | awk '{print $1}' | grep -qx 127.0.0.1 ||
-    die "$H must resolve to 127.0.0.1 (add '127.0.0.1 $H' to /etc/hosts)"
+  if ! getent ahostsv4 "$H" | awk '{print $1}' | grep -qx 127.0.0.1; then
+    echo "127.0.0.1 $H" >>/etc/hosts   # the node name must resolve to loopback
+    getent ahostsv4 "$H" | awk '{print $1}' | grep -qx 127.0.0.1 || die "$H does not resolve to 127.0.0.1"
+  fi
   if cmd_status >/dev/null 2>&1; then echo "test-cluster: already up"; return; fi
   cmd_down >/dev/null 2>&1 || true
   local MEM=$(( $(free -m | awk '/^Mem:/{print $2}') * 80 / 100 ))

@@ -156,6 +156,15 @@ Start with:  beans-slurm demo`,
 		newDataCmd(ios, g),
 		newVocabCmd(ios, g),
 		newSetupSPICECmd(ios, g),
+		newServeCmd(ios, g),
+		newSubmitCmd(ios, g),
+		newStatusCmd(ios, g),
+		newFetchCmd(ios, g),
+		newLogsCmd(ios, g),
+		newCancelCmd(ios, g),
+		newCompareCmd(ios, g),
+		newSweepsCmd(ios, g),
+		newClusterCmd(ios, g),
 	)
 	return root, g
 }

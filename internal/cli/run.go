@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/charmbracelet/log"
 	"github.com/spf13/cobra"
 
 	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
@@ -16,6 +18,7 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/predict"
 	"github.com/beans-slurm/beans-slurm/internal/registry"
 	"github.com/beans-slurm/beans-slurm/internal/report"
+	"github.com/beans-slurm/beans-slurm/internal/slurm"
 )
 
 type runOptions struct {
@@ -31,6 +34,9 @@ type runOptions struct {
 	batchSize  int
 	timeout    time.Duration
 	json       bool
+	worker     workerFlags
+	config     string
+	model      string
 }
 
 func newRunCmd(ios IO, g *globals) *cobra.Command {
@@ -43,7 +49,40 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
   beans-slurm run --predict-url http://127.0.0.1:8000/predict --task demo_species --output-dir results/one`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			if o.predictURL == "" {
+			if o.config != "" {
+				cfg, err := registry.LoadRunConfig(o.config)
+				if err != nil {
+					return configError(err)
+				}
+				if err := applyRunConfig(cmd.Flags(), cfg); err != nil {
+					return configError(err)
+				}
+			}
+			if o.model != "" && o.predictURL == "" {
+				reg, err := g.registry()
+				if err != nil {
+					return err
+				}
+				m, err := reg.Model(o.model)
+				if err != nil {
+					return configError(err)
+				}
+				if m.PredictURL == "" {
+					return configError(fmt.Errorf("model %s has no predict_url: give --predict-url", m.ID))
+				}
+				o.predictURL = m.PredictURL
+			}
+			if err := o.worker.resolveShard(); err != nil {
+				return configError(err)
+			}
+			_, waits, err := o.worker.handoffFiles()
+			if err != nil {
+				return configError(err)
+			}
+			if waits && o.predictURL != "" {
+				return configError(fmt.Errorf("give --predict-url or a serving job's URL file (--predict-url-file, --handoff), not both"))
+			}
+			if o.predictURL == "" && !waits {
 				return configError(fmt.Errorf("--predict-url is required (the launcher's POST /predict URL, e.g. http://127.0.0.1:8000/predict)"))
 			}
 			if o.suite == "" && len(o.tasks) == 0 {
@@ -79,6 +118,9 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 	f.IntVar(&o.batchSize, "batch-size", 0, "items per request, at most the launcher's max_batch_size (default: that maximum)")
 	f.DurationVar(&o.timeout, "timeout", predict.DefaultTimeout, "bound on each request to the launcher")
 	f.BoolVar(&o.json, "json", false, "print the suite summary as JSON instead of a table")
+	o.worker.flags(f)
+	f.StringVar(&o.config, "config", "", "a run `file` (run.yaml: model or predict_url, suite, limit, output_dir, options); flags override it")
+	f.StringVar(&o.model, "model", "", "a model preset whose predict_url to use (when --predict-url is not given)")
 	return cmd
 }
 
@@ -97,7 +139,80 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 		return nil, configError(fmt.Errorf("--limit, --concurrency and --batch-size take numbers ≥ 0"))
 	}
 	logger := g.logger(ios)
+	w := &o.worker
+	tasks = w.selectShard(tasks)
+	var skipped []registry.Task
+	if w.skipCompleted {
+		var moved []string
+		if tasks, skipped, moved, err = skipDone(o.outputDir, tasks, time.Now()); err != nil {
+			return nil, err
+		}
+		for _, m := range moved {
+			logger.Warn("an unfinished task's directory was moved aside; the task runs again", "dir", m)
+		}
+		if len(skipped) > 0 {
+			logger.Info("tasks already complete are skipped", "tasks", len(skipped))
+		}
+	}
+	var progress *progressFile
+	if w.progressFile != "" {
+		progress = newProgressFile(w.progressFile, w.shard, max(w.shards, 1), tasks, skipped)
+		progress.Set("waiting", "", nil)
+	}
+	handoff, waits, err := w.handoffFiles()
+	if err != nil {
+		return nil, configError(err)
+	}
+	if len(tasks) == 0 {
+		logger.Info("no task left to run in this shard", "shard", w.shard, "shards", w.shards)
+		progress.Set("done", "", nil)
+		markDone(logger, handoff, waits, w.shard, "ok: nothing to run")
+		return &eval.SuiteSummary{Suite: o.suite, OutputDir: o.outputDir}, nil
+	}
+	if waits {
+		logger.Info("waiting for the serving job's predict URL", "file", handoff.URLFile(), "timeout", w.urlTimeout)
+		u, err := w.waitForURL(cmd.Context(), handoff)
+		if err != nil {
+			progress.Set("failed", "", err)
+			markDone(logger, handoff, waits, w.shard, "failed: "+err.Error())
+			return nil, err
+		}
+		o.predictURL = u
+		progress.Set("waiting", u, nil)
+	}
+	token, err := w.token()
+	if err != nil {
+		return nil, configError(err)
+	}
+	sum, err := runTasks(cmd, ios, o, reg, tasks, token, demoDir, logger, progress)
+	switch {
+	case cmd.Context().Err() != nil:
+		progress.Set("failed", "", fmt.Errorf("interrupted: %w", context.Cause(cmd.Context())))
+	case err != nil:
+		progress.Set("failed", "", err)
+		markDone(logger, handoff, waits, w.shard, "failed: "+err.Error())
+	default:
+		progress.Set("done", "", nil)
+		markDone(logger, handoff, waits, w.shard, "ok")
+	}
+	return sum, err
+}
+
+func markDone(logger *log.Logger, h slurm.Handoff, waits bool, shard int, status string) {
+	if !waits || h.ServeJob == "" {
+		return
+	}
+	if err := h.MarkDone(shard, status); err != nil {
+		logger.Warn("could not tell the serving job this worker is done; it stops when no inference job is left", "err", err)
+	}
+}
+
+func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry, tasks []registry.Task, token, demoDir string, logger *log.Logger, progress *progressFile) (*eval.SuiteSummary, error) {
 	prog := &report.Progress{W: ios.Err, Terminal: ios.Terminal, Log: logger}
+	update := prog.Update
+	if progress != nil {
+		update = func(p eval.Progress) { prog.Update(p); progress.Update(p) }
+	}
 	resolver, err := o.data.resolver(logger, demoDir)
 	if err != nil {
 		return nil, err
@@ -111,17 +226,18 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 		Suite:      o.suite,
 		Tasks:      tasks,
 		PredictURL: o.predictURL,
-		Predict:    predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout},
+		Predict:    predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout, Token: token},
 		OutputDir:  o.outputDir,
 		Resolver:   resolver,
 		Audio:      audioOpts,
 		Scoring:    o.scoring.options(),
 		Limit:      o.limit,
-		Progress:   prog.Update,
+		Progress:   update,
 		Log:        logger,
+		SuiteFile:  o.worker.suiteFile(),
 	}
 	sum, err := eval.Run(cmd.Context(), cfg)
-	if sum != nil && len(sum.Tasks) > 0 {
+	if sum != nil && len(sum.Tasks) > 0 && o.worker.shards <= 1 {
 		if werr := writePaperFiles(o.outputDir, sum); werr != nil && err == nil {
 			err = werr
 		}

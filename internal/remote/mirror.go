@@ -234,9 +234,12 @@ func mirrorOne(ctx context.Context, t Transport, root *os.Root, remote string, f
 	if err != nil {
 		return fail("%v", err)
 	}
-	if st.Size() != fi.Size {
+	// A file that grew since the listing (a log, a predictions file being appended to) is
+	// kept as the later snapshot; its listed modification time makes the next run copy it
+	// again. A file that came out shorter than listed is not trusted.
+	if st.Size() < fi.Size {
 		root.Remove(part)
-		return fail("got %d bytes, the remote listing says %d (did the file change during the copy?)", st.Size(), fi.Size)
+		return fail("got %d bytes, the remote listing says %d (was the file truncated during the copy?)", st.Size(), fi.Size)
 	}
 	perm := fi.Mode.Perm()
 	if perm == 0 {

@@ -1,0 +1,32 @@
+#!/bin/bash
+#SBATCH --job-name=beans-s1-naturelm-infer
+#SBATCH --comment="beans-slurm-sweep=s1"
+#SBATCH --partition=cpu
+#SBATCH --time=1-00
+#SBATCH --mem=4G
+#SBATCH --cpus-per-task=4
+#SBATCH --chdir=/scratch/beans/sweeps/s1
+#SBATCH --output=/scratch/beans/sweeps/s1/logs/%x-%A_%a.out
+#SBATCH --array=0-3
+
+# beans-slurm inference job, one array task per shard: runs the benchmark
+# against the serving job whose id is this script's first argument.
+# Rendered by beans-slurm; edit the template, not this file.
+set -euo pipefail
+umask 077
+
+# The cluster profile's environment (modules, conda…): run with unset variables allowed,
+# since such scripts often read some.
+set +u
+module load gcc
+set -u
+
+export OMP_NUM_THREADS=4
+
+echo "beans-slurm infer: job ${SLURM_JOB_ID:-?}${SLURM_ARRAY_TASK_ID:+ (array task ${SLURM_ARRAY_JOB_ID:-?}_${SLURM_ARRAY_TASK_ID})} on $(hostname) at $(date -u '+%Y-%m-%dT%H:%M:%SZ')"
+case ${1:-} in
+''|*[!0-9]*)
+  echo "beans-slurm infer: the first argument must be the serving job's id (a number), not '${1:-}'" >&2
+  exit 2 ;;
+esac
+exec /scratch/beans/bin/beans-slurm-abc123 run --shards 4 --progress-file '/scratch/beans/sweeps/s1/progress/naturelm/shard-{shard}.json' --serve-job "$1"
