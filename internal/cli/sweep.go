@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/charmbracelet/log"
 	"github.com/spf13/pflag"
@@ -49,8 +50,31 @@ func (c *clusterFlags) load(names ...string) (registry.Cluster, error) {
 	return cl, nil
 }
 
-// connect opens the transport a cluster profile asks for.
+// connect opens the transport a cluster profile asks for. Closing it logs, at debug level, the
+// remote calls the command made (round trips are what cost time on a far cluster).
 func connect(ctx context.Context, ios IO, logger *log.Logger, c registry.Cluster) (remote.Transport, error) {
+	t, err := dial(ctx, ios, logger, c)
+	if err != nil {
+		return nil, err
+	}
+	return &countedTransport{Counter: remote.Counting(t), logger: logger, started: time.Now()}, nil
+}
+
+type countedTransport struct {
+	*remote.Counter
+	logger  *log.Logger
+	started time.Time
+}
+
+func (c *countedTransport) Close() error {
+	n := c.Counts()
+	c.logger.Debug("remote calls", "commands", n.Runs, "file_writes", n.Writes, "file_opens", n.Opens,
+		"stats", n.Stats, "walks", n.Walks, "bytes_read", n.BytesRead, "bytes_written", n.BytesWritten,
+		"elapsed", time.Since(c.started).Round(time.Millisecond))
+	return c.Counter.Close()
+}
+
+func dial(ctx context.Context, ios IO, logger *log.Logger, c registry.Cluster) (remote.Transport, error) {
 	if c.Local {
 		return remote.NewLocal(), nil
 	}

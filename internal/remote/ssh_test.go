@@ -608,11 +608,12 @@ func TestIdentitiesOnly(t *testing.T) {
 func TestKeepaliveKeepsLiveConnection(t *testing.T) {
 	c := newTestClient(t)
 	cfg := c.Config()
-	cfg.KeepaliveInterval = 5 * time.Millisecond
-	cfg.KeepaliveMax = 1
+	// Short intervals, with room for a loaded machine (and the race detector) to answer late.
+	cfg.KeepaliveInterval = 20 * time.Millisecond
+	cfg.KeepaliveMax = 10
 	tr := dialOK(t, cfg)
 	// The command outlasts many keepalive intervals; answered keepalives keep it alive.
-	out, err := Output(context.Background(), tr, "sleep 0.3; echo done")
+	out, err := Output(context.Background(), tr, "sleep 0.6; echo done")
 	if err != nil || string(out) != "done\n" {
 		t.Fatalf("Output = %q, %v", out, err)
 	}
