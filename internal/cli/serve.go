@@ -6,14 +6,19 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
 	"github.com/beans-slurm/beans-slurm/internal/launcher"
 	"github.com/beans-slurm/beans-slurm/internal/registry"
 	"github.com/beans-slurm/beans-slurm/internal/slurm"
+	"github.com/beans-slurm/beans-slurm/launchers"
 )
 
 type serveOptions struct {
@@ -30,6 +35,8 @@ type serveOptions struct {
 	poll          time.Duration
 	checkEvery    time.Duration
 	launcherArgs  []string
+	launcherEnvs  string
+	kitsDir       string
 }
 
 func newServeCmd(ios IO, g *globals) *cobra.Command {
@@ -62,6 +69,8 @@ stops the launcher.`,
 	f.DurationVar(&o.poll, "poll", 10*time.Second, "how often the done markers are looked for")
 	f.DurationVar(&o.checkEvery, "queue-check", time.Minute, "how often the queue is asked for --infer-name jobs")
 	f.StringArrayVar(&o.launcherArgs, "launcher-arg", nil, "launcher argument (repeatable); when given, these replace the preset's args")
+	f.StringVar(&o.launcherEnvs, "launcher-envs", "", "`dir` of the launchers' Python environments, one per kit (<dir>/<kit>/bin/python; <dir>/vllm/bin/vllm); default $BEANS_SLURM_LAUNCHER_ENVS, else ~/.cache/beans-slurm/envs")
+	f.StringVar(&o.kitsDir, "kits-dir", "", "a `dir` holding the Python kits (launchers/ of a checkout); default: the kits built into this binary, unpacked for the job")
 	return cmd
 }
 
@@ -85,12 +94,12 @@ func serveRun(ctx context.Context, ios IO, g *globals, o *serveOptions) error {
 	if cmd := o.launcherArgs; cmd != nil {
 		m.Args = cmd
 	}
-	argv, err := launcherCommand(m, o.stub)
+	h := slurm.Handoff{Dir: o.handoff, ServeJob: o.jobID}
+	stages, err := launcherStages(m, o)
 	if err != nil {
+		// Say it in the exit file too: the inference jobs then give up at once.
+		_ = h.Withdraw("the launcher cannot be started: " + err.Error())
 		return configError(err)
-	}
-	if o.tokenFile != "" {
-		argv = append(argv, "--token-file", "{token_file}")
 	}
 	timeout := o.healthTimeout
 	if timeout == 0 && m.HealthTimeout != "" {
@@ -98,37 +107,60 @@ func serveRun(ctx context.Context, ios IO, g *globals, o *serveOptions) error {
 			return configError(fmt.Errorf("model %s: health_timeout %q: %w", m.ID, m.HealthTimeout, err))
 		}
 	}
-	h := slurm.Handoff{Dir: o.handoff, ServeJob: o.jobID}
-	logger.Info("starting the launcher", "model", m.ID, "stub", o.stub, "health_timeout", cmp.Or(timeout, 10*time.Minute))
-	proc, err := launcher.StartProcess(ctx, launcher.ProcessOptions{
-		Command: argv, Bind: o.bind, Host: o.host, TokenFile: o.tokenFile,
-		HealthTimeout: timeout, Output: ios.Err,
-	})
-	if err != nil {
-		if werr := h.Withdraw("the launcher did not start: " + err.Error()); werr != nil {
-			logger.Error("could not write the exit file", "err", werr)
+	logger.Info("starting the launcher", "model", m.ID, "launcher", m.Launcher, "stub", o.stub, "stages", len(stages), "health_timeout", cmp.Or(timeout, 10*time.Minute))
+	var procs []*launcher.Process
+	stopAll := func() {
+		for i := len(procs) - 1; i >= 0; i-- {
+			procs[i].Stop(30 * time.Second)
 		}
-		return err
 	}
+	for i, st := range stages {
+		st.HealthTimeout, st.Output = timeout, ios.Err
+		if i > 0 {
+			for j, w := range st.Command {
+				st.Command[j] = strings.ReplaceAll(w, "{upstream_port}", strconv.Itoa(procs[i-1].Port()))
+			}
+		}
+		if i == len(stages)-1 {
+			st.Bind, st.Host, st.TokenFile = o.bind, o.host, o.tokenFile
+		}
+		p, err := launcher.StartProcess(ctx, st)
+		if err != nil {
+			stopAll()
+			if werr := h.Withdraw("the launcher did not start: " + err.Error()); werr != nil {
+				logger.Error("could not write the exit file", "err", werr)
+			}
+			return err
+		}
+		procs = append(procs, p)
+	}
+	proc := procs[len(procs)-1]
 	if err := h.PublishURL(proc.PredictURL()); err != nil {
-		proc.Stop(30 * time.Second)
+		stopAll()
 		_ = h.Withdraw("could not publish the URL: " + err.Error())
 		return fmt.Errorf("publish the predict URL: %w", err)
 	}
 	logger.Info("serving", "predict_url", proc.PredictURL(), "url_file", h.URLFile(), "expect", o.expect)
 
-	reason, runErr := serveUntilDone(ctx, o, h, proc, logger.Info)
+	reason, runErr := serveUntilDone(ctx, o, h, procs, logger.Info)
 	logger.Info("serving job ends", "reason", reason)
 	if err := h.Withdraw(reason); err != nil {
 		logger.Error("could not withdraw the URL", "err", err)
 	}
-	proc.Stop(30 * time.Second)
+	stopAll()
 	return runErr
 }
 
 // serveUntilDone waits for a reason to stop serving and returns it, with an error when the
 // launcher died.
-func serveUntilDone(ctx context.Context, o *serveOptions, h slurm.Handoff, proc *launcher.Process, info func(msg any, kv ...any)) (string, error) {
+func serveUntilDone(ctx context.Context, o *serveOptions, h slurm.Handoff, procs []*launcher.Process, info func(msg any, kv ...any)) (string, error) {
+	died := make(chan *launcher.Process, len(procs))
+	for _, p := range procs {
+		go func() {
+			<-p.Done()
+			died <- p
+		}()
+	}
 	var queueLive func(context.Context) (bool, error)
 	if o.inferName != "" {
 		queueLive = slurm.JobsLive(o.inferName)
@@ -138,8 +170,8 @@ func serveUntilDone(ctx context.Context, o *serveOptions, h slurm.Handoff, proc 
 	lastCheck, empty := time.Now(), 0
 	for {
 		select {
-		case <-proc.Done():
-			err := proc.Err()
+		case p := <-died:
+			err := p.Err()
 			return "the launcher exited: " + err.Error(), err
 		case <-ctx.Done():
 			return "stopped by a signal (time limit, scancel or Ctrl-C)", nil
@@ -168,20 +200,139 @@ func serveUntilDone(ctx context.Context, o *serveOptions, h slurm.Handoff, proc 
 	}
 }
 
-// launcherCommand is the argv that serves model m: the built-in launchers run as this binary.
-func launcherCommand(m registry.Model, stub bool) ([]string, error) {
+// launcherStages are the processes that serve model m, in start order; the last one speaks
+// predictions_v1 and its URL is published. A vllm preset has two: vLLM's OpenAI server on a
+// loopback port, then the openai-proxy in front of it ({upstream_port}). The built-in launchers
+// run as this binary.
+func launcherStages(m registry.Model, o *serveOptions) ([]launcher.ProcessOptions, error) {
 	self, err := os.Executable()
 	if err != nil {
 		return nil, fmt.Errorf("find this binary: %w", err)
 	}
-	base := []string{self, "launcher", "dummy", "--port", "{port}", "--bind", "{bind}"}
-	if stub {
-		return append(base, "--model-name", "stub:"+m.ID), nil
+	token := func(argv []string) []string {
+		if o.tokenFile != "" {
+			argv = append(argv, "--token-file", "{token_file}")
+		}
+		return argv
+	}
+	dummy := func(args ...string) []launcher.ProcessOptions {
+		argv := append([]string{self, "launcher", "dummy", "--port", "{port}", "--bind", "{bind}"}, args...)
+		return []launcher.ProcessOptions{{Command: token(argv)}}
+	}
+	proxy := func(upstream, keyEnv string) []string {
+		argv := []string{self, "launcher", "openai-proxy", "--upstream", upstream, "--model", m.Model,
+			"--port", "{port}", "--bind", "{bind}", "--api-key-env", keyEnv}
+		if m.Revision != "" {
+			argv = append(argv, "--model-revision", m.Revision)
+		}
+		if m.AudioCapSeconds > 0 {
+			argv = append(argv, "--audio-cap-seconds", strconv.FormatFloat(m.AudioCapSeconds, 'f', -1, 64))
+		}
+		if m.TextOnly {
+			argv = append(argv, "--text-only")
+		}
+		return token(argv)
+	}
+	if o.stub && m.Stub != registry.StubKit {
+		return dummy("--model-name", "stub:"+m.ID), nil
 	}
 	switch m.Launcher {
-	case "dummy":
-		return append(base, m.Args...), nil
-	default:
-		return nil, fmt.Errorf("model %s uses the %q launcher, which this version of `serve` cannot start yet (only the built-in dummy); use --stub to check a sweep's pipeline with the preset's stub", m.ID, m.Launcher)
+	case registry.LauncherDummy:
+		return dummy(m.Args...), nil
+	case registry.LauncherOpenAIProxy:
+		keyEnv := "none"
+		if len(m.Env) > 0 {
+			keyEnv = m.Env[0]
+		}
+		return []launcher.ProcessOptions{{Command: append(proxy(m.Upstream, keyEnv), m.Args...)}}, nil
+	case registry.LauncherVLLM:
+		vllm, err := envProgram(o, "vllm", "vllm")
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.ID, err)
+		}
+		scratch, err := os.MkdirTemp("", "beans-slurm-vllm-")
+		if err != nil {
+			return nil, err
+		}
+		backend := launcher.ProcessOptions{
+			Command: append([]string{vllm, "serve", m.Model, "--host", "127.0.0.1", "--port", "{port}"}, m.Args...),
+			Bind:    "127.0.0.1", Host: "127.0.0.1",
+			// vLLM-Omni writes under TMPDIR (and /tmp/voice_samples): keep it job-private.
+			Env: []string{"TMPDIR=" + scratch},
+		}
+		return []launcher.ProcessOptions{backend, {Command: proxy("http://127.0.0.1:{upstream_port}/v1", "none")}}, nil
+	case registry.LauncherPython:
+		dir, err := kitDir(o, m.Kit)
+		if err != nil {
+			return nil, fmt.Errorf("model %s: %w", m.ID, err)
+		}
+		var python string
+		var env []string
+		if o.stub {
+			// The kit's own stub mode: any python3, no packages.
+			if python, err = exec.LookPath("python3"); err != nil {
+				return nil, fmt.Errorf("model %s: the kit's stub mode needs python3 on the PATH: %w", m.ID, err)
+			}
+			env = append(env, kitStubVar(m.Kit)+"=1")
+		} else if python, err = envProgram(o, m.Kit, "python"); err != nil {
+			return nil, fmt.Errorf("model %s: %w (set it up with launchers/%s/setup.sh)", m.ID, err, m.Kit)
+		}
+		argv := append([]string{python, filepath.Join(dir, m.Kit, "serve.py"), "--host", "{bind}", "--port", "{port}"}, m.Args...)
+		return []launcher.ProcessOptions{{Command: token(argv), Env: env}}, nil
 	}
+	return nil, fmt.Errorf("model %s: launcher kind %q cannot be served", m.ID, m.Launcher)
+}
+
+// kitStubVar is the variable that puts a kit in stub mode: NATURELM_V1_1_STUB for naturelm-v1.1.
+func kitStubVar(kit string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' {
+			return '_'
+		}
+		return unicode.ToUpper(r)
+	}, kit) + "_STUB"
+}
+
+// envProgram finds a program of a launcher environment: <envs>/<env>/bin/<name>, else <name>
+// on the PATH.
+func envProgram(o *serveOptions, env, name string) (string, error) {
+	envs := o.launcherEnvs
+	if envs == "" {
+		envs = os.Getenv("BEANS_SLURM_LAUNCHER_ENVS")
+	}
+	if envs == "" {
+		if home, err := os.UserHomeDir(); err == nil {
+			envs = filepath.Join(home, ".cache", "beans-slurm", "envs")
+		}
+	}
+	p := filepath.Join(envs, env, "bin", name)
+	if st, err := os.Stat(p); err == nil && !st.IsDir() {
+		return p, nil
+	}
+	if lp, err := exec.LookPath(name); err == nil && name != "python" {
+		return lp, nil
+	}
+	return "", fmt.Errorf("no %s in %s (the launcher environments; the profile's launcher_envs)", name, filepath.Join(envs, env, "bin"))
+}
+
+// kitDir is a directory holding the Python kits: --kits-dir, else the kits built into this
+// binary, unpacked into a job-private temporary directory.
+func kitDir(o *serveOptions, kit string) (string, error) {
+	if o.kitsDir != "" {
+		if _, err := os.Stat(filepath.Join(o.kitsDir, kit, "serve.py")); err != nil {
+			return "", fmt.Errorf("kit %s: %w", kit, err)
+		}
+		return o.kitsDir, nil
+	}
+	dir, err := os.MkdirTemp("", "beans-slurm-kits-")
+	if err != nil {
+		return "", err
+	}
+	if err := launchers.Unpack(dir); err != nil {
+		return "", fmt.Errorf("unpack the launcher kits: %w", err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, kit, "serve.py")); err != nil {
+		return "", fmt.Errorf("this binary has no kit %q (see launchers/)", kit)
+	}
+	return dir, nil
 }

@@ -132,7 +132,7 @@ func profile(c registry.Cluster) slurm.Profile {
 		gres = registry.DefaultGRES
 	}
 	return slurm.Profile{
-		Name: c.Name, WorkDir: c.WorkDir, Setup: c.Setup, Env: c.Env,
+		Name: c.Name, WorkDir: c.WorkDir, Setup: c.Setup, Env: c.Env, LauncherEnvs: c.LauncherEnvsDir(),
 		GPU: slurm.Resources{Partition: c.GPU.Partition, Account: c.GPU.Account, QoS: c.GPU.QOS, Time: c.GPU.Time,
 			Memory: c.GPU.Memory, Exclude: c.GPU.Exclude, Constraint: c.GPU.Constraint, CPUs: c.GPU.CPUs, GRES: gres, Extra: c.GPU.Extra},
 		CPU: slurm.Resources{Partition: c.CPU.Partition, Account: c.CPU.Account, QoS: c.CPU.QOS, Time: c.CPU.Time,

@@ -43,6 +43,7 @@ type ProcessOptions struct {
 // Process is a launcher running as a child process, in its own process group.
 type Process struct {
 	cmd        *exec.Cmd
+	port       int
 	predictURL string
 	done       chan struct{}
 	err        error
@@ -95,7 +96,7 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start launcher %s: %w", argv[0], err)
 	}
-	p := &Process{cmd: cmd, done: make(chan struct{}), tail: tail,
+	p := &Process{cmd: cmd, port: port, done: make(chan struct{}), tail: tail,
 		predictURL: "http://" + net.JoinHostPort(o.Host, strconv.Itoa(port)) + "/predict"}
 	go func() {
 		p.err = cmd.Wait()
@@ -117,6 +118,9 @@ func StartProcess(ctx context.Context, o ProcessOptions) (*Process, error) {
 	}
 	return p, nil
 }
+
+// Port is the port the launcher listens on.
+func (p *Process) Port() int { return p.port }
 
 // PredictURL is the URL other nodes use: http://HOST:PORT/predict.
 func (p *Process) PredictURL() string { return p.predictURL }

@@ -393,7 +393,6 @@ func cloneModel(m Model) Model {
 	m.Aliases = slices.Clone(m.Aliases)
 	m.Args = slices.Clone(m.Args)
 	m.Env = slices.Clone(m.Env)
-	m.Stub = slices.Clone(m.Stub)
 	return m
 }
 

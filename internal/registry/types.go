@@ -123,7 +123,14 @@ type Model struct {
 	AudioCapSeconds float64 `yaml:"audio_cap_seconds,omitempty" json:"audio_cap_seconds,omitempty"`
 	// Env names environment variables the launcher needs (values come from the user).
 	Env []string `yaml:"env,omitempty" json:"env,omitempty"`
-	// Stub is how to run the preset on a machine without the model (e.g. launcher args for a
-	// stub mode).
-	Stub []string `yaml:"stub,omitempty" json:"stub,omitempty"`
+	// Stub is how the preset runs on a machine without the model (submit --stub, a sweep
+	// entry's stub: true): StubKit runs the Python kit in its own stub mode (<KIT>_STUB=1, any
+	// python3, no torch); StubDummy (the default) serves the built-in dummy launcher under the
+	// preset's name.
+	Stub string `yaml:"stub,omitempty" json:"stub,omitempty"`
+	// Upstream is the OpenAI-compatible API the openai-proxy launcher forwards to (e.g.
+	// https://api.openai.com/v1); vllm presets start their own upstream on the serving node.
+	Upstream string `yaml:"upstream,omitempty" json:"upstream,omitempty"`
+	// TextOnly marks a model that takes no audio (a judge): the proxy refuses audio items.
+	TextOnly bool `yaml:"text_only,omitempty" json:"text_only,omitempty"`
 }

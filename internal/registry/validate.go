@@ -27,6 +27,9 @@ const (
 	LauncherOpenAIProxy = "openai-proxy"
 	LauncherVLLM        = "vllm"
 	LauncherPython      = "python"
+	// Stub modes of model presets.
+	StubDummy = "dummy"
+	StubKit   = "kit"
 )
 
 var (
@@ -157,6 +160,23 @@ func validateModel(m *Model, n *yaml.Node, report reportFunc) {
 	}
 	if m.Launcher == LauncherPython && m.Kit == "" {
 		report(lineOf(n, "launcher"), "launcher python needs kit: the serving kit's directory under launchers/")
+	}
+	switch {
+	case m.Stub != "" && m.Stub != StubDummy && m.Stub != StubKit:
+		report(lineOf(n, "stub"), "stub %q: must be %s (the kit's own stub mode) or %s (the built-in dummy)", m.Stub, StubKit, StubDummy)
+	case m.Stub == StubKit && m.Launcher != LauncherPython:
+		report(lineOf(n, "stub"), "stub: %s needs launcher: python (only the Python kits have their own stub mode)", StubKit)
+	}
+	if (m.Launcher == LauncherOpenAIProxy || m.Launcher == LauncherVLLM) && m.Model == "" {
+		report(lineOf(n, "launcher"), "launcher %s needs model: the model name the API or vLLM serves", m.Launcher)
+	}
+	if m.Launcher == LauncherOpenAIProxy && m.Upstream == "" {
+		report(lineOf(n, "launcher"), "launcher openai-proxy needs upstream: the OpenAI-compatible API's base URL (e.g. https://api.openai.com/v1)")
+	}
+	if m.Upstream != "" {
+		if u, err := url.Parse(m.Upstream); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+			report(lineOf(n, "upstream"), "upstream %q: give an http(s) base URL without credentials, such as https://api.openai.com/v1", m.Upstream)
+		}
 	}
 	checkList("alias", m.Aliases, n, "aliases", report)
 	for i, a := range m.Aliases {

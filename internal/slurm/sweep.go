@@ -31,6 +31,8 @@ type Profile struct {
 	CPU     Resources
 	Setup   []string
 	Env     map[string]string
+	// LauncherEnvs is where the Python environments of the launcher kits live (absolute).
+	LauncherEnvs string
 }
 
 // ModelSpec is one model of a sweep with its per-sweep overrides.
@@ -277,6 +279,9 @@ func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer
 		"--expect", strconv.Itoa(spec.Shards), "--infer-name", jobName(m.Name, ms.ID, "infer"))
 	if ms.Stub {
 		serve.Args = append(serve.Args, "--stub")
+	}
+	if prof.LauncherEnvs != "" {
+		serve.Args = append(serve.Args, "--launcher-envs", prof.LauncherEnvs)
 	}
 	for _, a := range ms.LauncherArgs {
 		serve.Args = append(serve.Args, "--launcher-arg="+a)

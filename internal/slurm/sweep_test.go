@@ -25,8 +25,8 @@ func testSpec() (Spec, Profile) {
 		RegistryDirs: []string{"registry/00"},
 	}
 	prof := Profile{Name: "hpc", WorkDir: "/work/me/beans",
-		GPU: Resources{Partition: "gpu", GRES: "gpu:a100:{n}", Time: "04:00:00", Account: "bio"},
-		CPU: Resources{Partition: "cpu", Time: "01:00:00", CPUs: 4},
+		GPU:   Resources{Partition: "gpu", GRES: "gpu:a100:{n}", Time: "04:00:00", Account: "bio"},
+		CPU:   Resources{Partition: "cpu", Time: "01:00:00", CPUs: 4},
 		Setup: []string{"module load cuda"}, Env: map[string]string{"TMPDIR": "/scratch"}}
 	return spec, prof
 }
