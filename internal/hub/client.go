@@ -36,17 +36,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
 
 	"github.com/charmbracelet/log"
 
+	"github.com/beans-slurm/beans-slurm/internal/retry"
 	"github.com/beans-slurm/beans-slurm/internal/version"
 )
 
@@ -154,7 +153,7 @@ func New(opts Options) (*Client, error) {
 		maxSkip:   opts.MaxSkip,
 		log:       opts.Logger,
 		userAgent: "beans-slurm/" + version.Version,
-		sleep:     sleepCtx,
+		sleep:     retry.Sleep,
 	}
 	if c.retries == 0 {
 		c.retries = DefaultRetries
@@ -207,17 +206,6 @@ func (c *Client) TokenSource() string { return c.tokenSource }
 
 // TokenWarning is the warning about the token file, if any (see TokenFromEnv).
 func (c *Client) TokenWarning() string { return c.tokenWarning }
-
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
-}
 
 // target names what a request is about, for URLs and error messages.
 type target struct {
@@ -546,28 +534,11 @@ func retryStatus(code int) bool {
 // (capped), else exponential backoff with jitter.
 func (c *Client) delay(attempt int, resp *http.Response) time.Duration {
 	if resp != nil {
-		if ra, ok := retryAfter(resp.Header.Get("Retry-After")); ok {
+		if ra, ok := retry.After(resp.Header.Get("Retry-After")); ok {
 			return min(ra, maxRetryAfter)
 		}
 	}
-	d := baseBackoff << min(attempt, 10)
-	d = min(d, maxBackoff)
-	return d/2 + rand.N(d/2+1)
-}
-
-// retryAfter parses a Retry-After header: seconds or an HTTP date.
-func retryAfter(v string) (time.Duration, bool) {
-	v = strings.TrimSpace(v)
-	if v == "" {
-		return 0, false
-	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t)), true
-	}
-	return 0, false
+	return retry.Backoff(attempt, baseBackoff, maxBackoff)
 }
 
 // call sends a request, retrying connection errors, stalls, 429 and 5xx. Answers of any

@@ -12,12 +12,12 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/beans-slurm/beans-slurm/internal/contract"
+	"github.com/beans-slurm/beans-slurm/internal/retry"
 )
 
 // Defaults.
@@ -338,25 +338,22 @@ func (c *Client) send(ctx context.Context, items []Item) []Result {
 			return out
 		}
 		reason := ""
-		retry := false
+		again := false
 		if err != nil {
 			reason = err.Error()
-			retry = ctx.Err() == nil
+			again = ctx.Err() == nil
 		} else {
 			reason = fmt.Sprintf("HTTP %d from %s: %s", code, c.predictURL, contract.Excerpt(body))
-			retry = code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
+			again = code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
 		}
-		if retry && attempt < c.opts.Attempts {
-			wait := time.Duration(attempt*attempt) * 500 * time.Millisecond
-			if s := hdr.Get("Retry-After"); s != "" {
-				if secs, perr := strconv.Atoi(s); perr == nil && secs >= 0 {
-					wait = min(time.Duration(secs)*time.Second, 2*time.Minute)
-				}
+		if again && attempt < c.opts.Attempts {
+			// Exponential backoff with jitter, or the launcher's Retry-After (capped).
+			wait := retry.Backoff(attempt-1, 500*time.Millisecond, 30*time.Second)
+			if ra, ok := retry.After(hdr.Get("Retry-After")); ok {
+				wait = min(ra, 2*time.Minute)
 			}
-			select {
-			case <-time.After(wait):
+			if retry.Sleep(ctx, wait) == nil {
 				continue
-			case <-ctx.Done():
 			}
 		}
 		for _, it := range items {
