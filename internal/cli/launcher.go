@@ -30,6 +30,7 @@ func newLauncherCmd(ios IO, g *globals) *cobra.Command {
 		Short: "Serve a built-in predictions_v1 launcher",
 	}
 	cmd.AddCommand(newDummyCmd(ios, g))
+	cmd.AddCommand(newOpenAIProxyCmd(ios, g))
 	return cmd
 }
 
