@@ -37,6 +37,8 @@ type runOptions struct {
 	worker     workerFlags
 	config     string
 	model      string
+	resume     bool
+	overwrite  bool
 }
 
 func newRunCmd(ios IO, g *globals) *cobra.Command {
@@ -71,6 +73,9 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 					return configError(fmt.Errorf("model %s has no predict_url: give --predict-url", m.ID))
 				}
 				o.predictURL = m.PredictURL
+			}
+			if o.resume && o.overwrite {
+				return configError(errors.New("give --resume or --overwrite, not both"))
 			}
 			if err := o.worker.resolveShard(); err != nil {
 				return configError(err)
@@ -121,6 +126,8 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 	o.worker.flags(f)
 	f.StringVar(&o.config, "config", "", "a run `file` (run.yaml: model or predict_url, suite, limit, output_dir, options); flags override it")
 	f.StringVar(&o.model, "model", "", "a model preset whose predict_url to use (when --predict-url is not given)")
+	f.BoolVar(&o.resume, "resume", false, "continue the run in --output-dir: answers already recorded are kept, failed and missing ones are asked; refused when the configuration differs")
+	f.BoolVar(&o.overwrite, "overwrite", false, "start tasks that already have results again (their directories are moved aside, not deleted)")
 	return cmd
 }
 
@@ -144,7 +151,7 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 	var skipped []registry.Task
 	if w.skipCompleted {
 		var moved []string
-		if tasks, skipped, moved, err = skipDone(o.outputDir, tasks, time.Now()); err != nil {
+		if tasks, skipped, moved, err = skipDone(o.outputDir, tasks, !o.resume, time.Now()); err != nil {
 			return nil, err
 		}
 		for _, m := range moved {
@@ -235,6 +242,8 @@ func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry,
 		Progress:   update,
 		Log:        logger,
 		SuiteFile:  o.worker.suiteFile(),
+		Resume:     o.resume,
+		Overwrite:  o.overwrite,
 	}
 	sum, err := eval.Run(cmd.Context(), cfg)
 	if sum != nil && len(sum.Tasks) > 0 && o.worker.shards <= 1 {
@@ -243,9 +252,10 @@ func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry,
 		}
 	}
 	var exists *eval.ExistingResultsError
+	var changed *eval.ConfigChangedError
 	var tf *eval.TasksFailedError
 	switch {
-	case errors.As(err, &exists):
+	case errors.As(err, &exists), errors.As(err, &changed):
 		return nil, configError(err)
 	case errors.As(err, &tf):
 		return sum, err // the other tasks' results are there to show

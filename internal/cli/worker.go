@@ -46,7 +46,7 @@ func (w *workerFlags) flags(f *pflag.FlagSet) {
 	f.IntVar(&w.shard, "shard", -1, "run only shard `I` of the tasks (default $SLURM_ARRAY_TASK_ID, else 0)")
 	f.IntVar(&w.shards, "shards", 1, "split the tasks into `K` shards (task i goes to shard i mod K)")
 	f.StringVar(&w.progressFile, "progress-file", "", "keep a JSON progress `file` up to date ({shard} is replaced by the shard)")
-	f.BoolVar(&w.skipCompleted, "skip-completed", false, "skip tasks whose summary.json exists in --output-dir; move an unfinished task's directory aside and run it again")
+	f.BoolVar(&w.skipCompleted, "skip-completed", false, "skip tasks whose summary.json exists in --output-dir; an unfinished task's directory is continued with --resume, else moved aside and run again")
 }
 
 // resolveShard fills in the shard from SLURM's array index and checks the pair.
@@ -157,16 +157,17 @@ func (w *workerFlags) suiteFile() string {
 	return fmt.Sprintf("suite_summary.shard-%d-of-%d.json", w.shard, w.shards)
 }
 
-// skipDone drops the tasks that already have a summary.json in dir and moves the directory of
-// a task that started but did not finish aside (nothing is deleted).
-func skipDone(dir string, tasks []registry.Task, now time.Time) (run, skipped []registry.Task, moved []string, err error) {
+// skipDone drops the tasks that already have a summary.json in dir and, when moveUnfinished,
+// moves the directory of a task that started but did not finish aside (nothing is deleted;
+// with --resume the run continues it instead).
+func skipDone(dir string, tasks []registry.Task, moveUnfinished bool, now time.Time) (run, skipped []registry.Task, moved []string, err error) {
 	for _, t := range tasks {
 		td := filepath.Join(dir, t.ID)
 		if _, err := os.Stat(filepath.Join(td, eval.SummaryFile)); err == nil {
 			skipped = append(skipped, t)
 			continue
 		}
-		if _, err := os.Stat(td); err == nil {
+		if _, err := os.Stat(td); err == nil && moveUnfinished {
 			aside := fmt.Sprintf("%s.incomplete-%s", td, now.UTC().Format("20060102T150405"))
 			if err := os.Rename(td, aside); err != nil {
 				return nil, nil, nil, fmt.Errorf("move unfinished %s aside: %w", td, err)

@@ -49,6 +49,14 @@ type Config struct {
 	Scoring ScoreOptions
 	// Limit runs only the first N samples of each task (0 = all).
 	Limit int
+	// Resume continues task directories that hold an earlier run's answers: successful
+	// answers are kept and not asked again, failed ones are asked again. A task directory whose
+	// earlier run had another configuration (task, prompt, labels, limit, model identity,
+	// dataset revision) is refused with the differences (*ConfigChangedError).
+	Resume bool
+	// Overwrite moves task directories holding earlier results aside (<task>.replaced-<time>)
+	// and starts them again. Without Resume or Overwrite such a directory is refused.
+	Overwrite bool
 	// SuiteFile names the suite summary in OutputDir (default suite_summary.json); shards of
 	// one run that share an output directory each write their own.
 	SuiteFile string
@@ -107,7 +115,7 @@ type Interval = metrics.Interval
 type ExistingResultsError struct{ Path string }
 
 func (e *ExistingResultsError) Error() string {
-	return fmt.Sprintf("%s already exists; results are never overwritten: choose another --output-dir or move it away", e.Path)
+	return fmt.Sprintf("%s already exists: continue that run with --resume, start it again with --overwrite (the old directory is moved aside), or choose another --output-dir", e.Path)
 }
 
 // Run runs every task of cfg against the launcher and writes the artifacts. Items that the
@@ -129,8 +137,20 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		return nil, err
 	}
 	for _, t := range cfg.Tasks {
-		p := filepath.Join(cfg.OutputDir, t.ID, PredictionsFile)
-		if _, err := os.Stat(p); err == nil {
+		dir := filepath.Join(cfg.OutputDir, t.ID)
+		p := filepath.Join(dir, PredictionsFile)
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		switch {
+		case cfg.Resume:
+		case cfg.Overwrite:
+			aside, err := moveAside(dir, "replaced", time.Now())
+			if err != nil {
+				return nil, err
+			}
+			cfg.Log.Warn("earlier results moved aside", "task", t.ID, "to", aside)
+		default:
 			return nil, &ExistingResultsError{Path: p}
 		}
 	}
@@ -155,7 +175,8 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		ts, err := runTask(ctx, cfg, client, task, i+1)
 		if err != nil {
 			var exists *ExistingResultsError
-			if ctx.Err() != nil || errors.As(err, &exists) {
+			var changed *ConfigChangedError
+			if ctx.Err() != nil || errors.As(err, &exists) || errors.As(err, &changed) {
 				return sum, fmt.Errorf("task %s: %w", task.ID, err)
 			}
 			// One task's broken data (a corrupt shard, a missing column) must not cost the
@@ -232,12 +253,33 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		BeansSlurm: version.String(), Created: time.Now().UTC(),
 	}
 	rec.ConfigHash = configHash(rec, client.Info())
+	predPath := filepath.Join(dir, PredictionsFile)
+	done := map[string]bool{}
+	flags := os.O_WRONLY | os.O_CREATE | os.O_EXCL
+	if cfg.Resume {
+		old, err := readTaskRecord(dir)
+		if err != nil {
+			return nil, err
+		}
+		if old != nil {
+			if diffs := compareRecords(*old, rec); len(diffs) > 0 {
+				return nil, &ConfigChangedError{Dir: dir, Differences: diffs}
+			}
+		}
+		kept := 0
+		if done, kept, err = resumable(predPath); err != nil {
+			return nil, err
+		}
+		if kept > 0 {
+			cfg.Log.Info("resuming: answers already recorded are not asked again", "task", task.ID, "kept", kept)
+		}
+		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
+	}
 	if err := writeJSON(filepath.Join(dir, TaskFile), rec); err != nil {
 		return nil, err
 	}
 
-	predPath := filepath.Join(dir, PredictionsFile)
-	f, err := os.OpenFile(predPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(predPath, flags, 0o644)
 	if err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return nil, &ExistingResultsError{Path: predPath}
@@ -276,7 +318,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 			cfg.Progress(prog)
 		}
 	}
-	report(0, 0)
+	report(len(done), 0)
 
 	var produceErr error
 	var produced, dataErrors int
@@ -287,6 +329,9 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 				return fmt.Errorf("sample id %s appears twice in the task's rows (file %s row %d); ids must be unique", s.ID, s.File, s.Row)
 			}
 			seen[s.ID] = true
+			if done[s.ID] {
+				return nil // answered by an earlier run
+			}
 			text, err := cfg.Registry.RenderPrompt(task.Prompt, registry.PromptData{
 				Instruction: s.Instruction, InstructionText: s.InstructionText, Labels: labels,
 				Task: task, Audio: contract.AudioPlaceholder,
@@ -382,8 +427,8 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	if flushErr != nil {
 		return nil, fmt.Errorf("write %s: %w", predPath, flushErr)
 	}
-	if prog.Done != produced {
-		return nil, fmt.Errorf("sent %d samples but wrote %d answers to %s", produced, prog.Done, predPath)
+	if prog.Done != produced+len(done) {
+		return nil, fmt.Errorf("sent %d samples (and kept %d earlier answers) but wrote %d answers to %s", produced, len(done), prog.Done, predPath)
 	}
 	if dataErrors > 0 {
 		cfg.Log.Warn("some rows could not be read; they are recorded as failed samples", "task", task.ID, "rows", dataErrors)

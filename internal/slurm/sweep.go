@@ -305,7 +305,7 @@ func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer
 	}
 	args = append(args, "--output-dir", m.ResultsDir(ms.ID), "--handoff", m.HandoffDir(ms.ID),
 		"--token-file", m.TokenFile(), "--shards", strconv.Itoa(spec.Shards),
-		"--progress-file", path.Join(m.ProgressDir(ms.ID), "shard-{shard}.json"), "--skip-completed")
+		"--progress-file", path.Join(m.ProgressDir(ms.ID), "shard-{shard}.json"), "--skip-completed", "--resume")
 	infer.Args = append(args, spec.RunArgs...)
 	return serve, infer, nil
 }
