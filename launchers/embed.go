@@ -10,9 +10,11 @@ import (
 	"path/filepath"
 )
 
-// FS holds the kits: _common (the shared predictions_v1 server) and one directory per model.
+// FS holds the kits: _common (the shared predictions_v1 server and model helpers) and one
+// directory per model (serve.py, requirements.txt, setup.sh, README.md). Only these files are
+// listed, so that byte code or local environments next to the sources never ship.
 //
-//go:embed README.md
+//go:embed README.md _common/*.py */serve.py */requirements.txt */setup.sh */README.md
 var FS embed.FS
 
 // Unpack writes every kit below dir (which must exist), keeping the layout.

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"errors"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -84,4 +85,43 @@ func TestResumeAfterKill9(t *testing.T) {
 		t.Errorf("the moved results are incomplete: %v", err)
 	}
 	sameScores(t, ref, out)
+}
+
+// SIGTERM (Ctrl-C, scancel, SLURM's --signal): the run stops sending, writes what arrived,
+// exits 130 and says how to continue.
+func TestSigtermSaysHowToResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	bin := clusterBinary(t)
+	slow := serve(t, dummyHandler(t, launcher.DummyOptions{Mode: launcher.ModeHash, MaxBatchSize: 1, Latency: 50 * time.Millisecond, Slots: 1}))
+	out := filepath.Join(t.TempDir(), "out")
+	cmd := exec.Command(bin, "run", "--predict-url", slow, "--suite", "demo", "--output-dir", out, "--data-dir", demoDataDir)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	// Wait until answers are being written, then signal.
+	pred := filepath.Join(out, "demo_species", "predictions.jsonl")
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		if st, err := os.Stat(pred); err == nil && st.Size() > 0 {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	err := cmd.Wait()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+		t.Fatalf("exit %v, want 130\n%s", err, stderr.String())
+	}
+	if !strings.Contains(stderr.String(), "Continue with:") || !strings.Contains(stderr.String(), "--resume") {
+		t.Errorf("no resume hint:\n%s", stderr.String())
+	}
+	b, _ := os.ReadFile(pred)
+	if len(b) == 0 || b[len(b)-1] != '\n' {
+		t.Errorf("the predictions file does not end with a complete line: %q", b)
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/charmbracelet/log"
@@ -97,6 +99,14 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 				o.outputDir = filepath.Join("results", time.Now().Format("20060102-150405"))
 			}
 			sum, err := runSuite(cmd, ios, g, o, "")
+			if err != nil && cmd.Context().Err() != nil {
+				// Interrupted (Ctrl-C, SIGTERM, SLURM's --signal): what arrived is written.
+				args := append([]string{"beans-slurm"}, os.Args[1:]...)
+				if !slices.Contains(args, "--resume") {
+					args = append(args, "--resume")
+				}
+				return fmt.Errorf("%w\nstopped; every answer that arrived is written. Continue with:\n  %s", err, strings.Join(args, " "))
+			}
 			var tf *eval.TasksFailedError
 			if errors.As(err, &tf) && sum != nil {
 				if perr := printSuite(ios, o, sum); perr != nil && !errors.Is(perr, errReported) {

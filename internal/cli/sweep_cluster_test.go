@@ -201,11 +201,14 @@ func (e *sweepEnv) liveJobs(prefix string) []string {
 	return ids
 }
 
+// Two models with the dummy launcher: the dummy preset itself, and the stub of an API preset
+// (served by the built-in dummy under the name stub:gemini_openai_api, on the GPU partition).
 const twoModelSweep = `id: %s
 models:
   - dummy_local_8000
-  - model: naturelm_v1_1_local_8001
+  - model: gemini_openai_api
     stub: true
+    gpus: 1
     memory: 500M
 suite: demo
 `
@@ -267,7 +270,7 @@ func TestClusterSweepTwoModels(t *testing.T) {
 	if r.code != 0 {
 		t.Fatalf("submit: %d\n%s\n%s", r.code, r.out, r.err)
 	}
-	for _, want := range []string{"dummy_local_8000", "naturelm_v1_1_local_8001", "serve", "infer"} {
+	for _, want := range []string{"dummy_local_8000", "gemini_openai_api", "serve", "infer"} {
 		if !strings.Contains(r.out, want) {
 			t.Errorf("submit's table lacks %q:\n%s", want, r.out)
 		}
@@ -303,7 +306,7 @@ func TestClusterSweepTwoModels(t *testing.T) {
 		t.Error("a rendered script holds the sweep token")
 	}
 	ref := localReference(t)
-	for _, m := range []string{"dummy_local_8000", "naturelm_v1_1_local_8001"} {
+	for _, m := range []string{"dummy_local_8000", "gemini_openai_api"} {
 		sameScores(t, ref, filepath.Join(to, m))
 	}
 	// A second fetch moves nothing.
@@ -313,12 +316,43 @@ func TestClusterSweepTwoModels(t *testing.T) {
 	}
 	// compare shows both models side by side.
 	r = runCLI(t, "compare", "two")
-	if r.code != 0 || !strings.Contains(r.out, "dummy_local_8000") || !strings.Contains(r.out, "naturelm_v1_1_local_8001") {
+	if r.code != 0 || !strings.Contains(r.out, "dummy_local_8000") || !strings.Contains(r.out, "gemini_openai_api") {
 		t.Errorf("compare: %d\n%s\n%s", r.code, r.out, r.err)
 	}
 	// The sweep is listed.
 	if r := runCLI(t, "sweeps"); !strings.Contains(r.out, "two") {
 		t.Errorf("sweeps: %s", r.out)
+	}
+}
+
+// A Python kit's own stub mode runs inside the serving job (the node's python3, the kits
+// unpacked from the binary, no packages) and serves the sweep.
+func TestClusterSweepKitStub(t *testing.T) {
+	c := needCluster(t)
+	e := newSweepEnv(t, c, nil)
+	cfg := filepath.Join(t.TempDir(), "sweep.yaml")
+	if err := os.WriteFile(cfg, []byte("id: kit\nmodels:\n  - model: naturelm_v1_1\n    stub: true\n    memory: 500M\nsuite: demo\nlimit: 4\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if r := e.submit("--config", cfg); r.code != 0 {
+		t.Fatalf("submit: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	st, code := e.waitStatus("kit", 3*time.Minute)
+	if code != 0 {
+		logs := e.cli("logs", "kit", "--tail", "40")
+		t.Fatalf("status exit %d: %+v\nlogs:\n%s", code, st, logs.out)
+	}
+	to := filepath.Join(t.TempDir(), "fetched")
+	if r := e.cli("fetch", "kit", "--to", to); r.code != 0 {
+		t.Fatalf("fetch: %s %s", r.out, r.err)
+	}
+	suite := readSummary(t, filepath.Join(to, "naturelm_v1_1_local_8001", "demo_species", eval.SummaryFile))
+	if suite.N != 4 || suite.Failed != 0 {
+		t.Errorf("n=%d failed=%d, want 4 answers from the kit", suite.N, suite.Failed)
+	}
+	preds, err := os.ReadFile(filepath.Join(to, "naturelm_v1_1_local_8001", "demo_species", eval.PredictionsFile))
+	if err != nil || !strings.Contains(string(preds), "stub") {
+		t.Errorf("the answers do not come from the kit's stub mode: %v\n%s", err, preds)
 	}
 }
 
