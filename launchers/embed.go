@@ -14,7 +14,7 @@ import (
 // directory per model (serve.py, requirements.txt, setup.sh, README.md). Only these files are
 // listed, so that byte code or local environments next to the sources never ship.
 //
-//go:embed README.md _common/*.py */serve.py */requirements.txt */setup.sh */README.md
+//go:embed README.md _common/*.py _common/*.sh */serve.py */requirements.txt */setup.sh */README.md
 var FS embed.FS
 
 // Unpack writes every kit below dir (which must exist), keeping the layout.

@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# Creates the af-next kit's environment in ${BEANS_SLURM_LAUNCHER_ENVS:-$HOME/.cache/beans-slurm/envs}/af-next
+# (uv venv when uv exists, else python3 -m venv) and installs requirements.txt. Idempotent;
+# --force reinstalls. See README.md next to this file.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+exec bash "$here/../_common/setup_env.sh" af-next "$here/requirements.txt" "$@"
