@@ -308,6 +308,10 @@ func selectTasks(reg *registry.Registry, suite string, names []string) ([]regist
 }
 
 func printSuite(ios IO, o *runOptions, sum *eval.SuiteSummary) error {
+	if len(sum.Tasks) == 0 && !o.json {
+		fmt.Fprintf(ios.Out, "nothing to run: every task of this shard is complete in %s\n", o.outputDir)
+		return nil
+	}
 	if o.json {
 		enc := json.NewEncoder(ios.Out)
 		enc.SetIndent("", "  ")

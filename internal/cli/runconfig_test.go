@@ -73,3 +73,34 @@ func TestRunConfigFlagsOverrideTheFile(t *testing.T) {
 		t.Errorf("missing run file: %d %s", r.code, r.err)
 	}
 }
+
+func TestSkipDone(t *testing.T) {
+	dir := t.TempDir()
+	mk := func(task string, files ...string) {
+		for _, f := range files {
+			p := filepath.Join(dir, task, f)
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, []byte("{}\n"), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	mk("done", eval.PredictionsFile, eval.SummaryFile)
+	mk("half", eval.PredictionsFile)
+	tasks := []registry.Task{{ID: "done"}, {ID: "half"}, {ID: "new"}}
+	now := time.Unix(0, 0)
+	for _, move := range []bool{false, true} {
+		run, skipped, moved, err := skipDone(dir, tasks, move, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(skipped) != 1 || skipped[0].ID != "done" || len(run) != 2 || run[0].ID != "half" || run[1].ID != "new" {
+			t.Errorf("move=%t: run %v skipped %v", move, run, skipped)
+		}
+		if move != (len(moved) == 1) {
+			t.Errorf("move=%t: moved %v", move, moved)
+		}
+	}
+}

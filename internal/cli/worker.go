@@ -167,13 +167,15 @@ func skipDone(dir string, tasks []registry.Task, moveUnfinished bool, now time.T
 			skipped = append(skipped, t)
 			continue
 		}
-		if _, err := os.Stat(td); err == nil && moveUnfinished {
+		_, err := os.Stat(td)
+		switch {
+		case err == nil && moveUnfinished:
 			aside := fmt.Sprintf("%s.incomplete-%s", td, now.UTC().Format("20060102T150405"))
 			if err := os.Rename(td, aside); err != nil {
 				return nil, nil, nil, fmt.Errorf("move unfinished %s aside: %w", td, err)
 			}
 			moved = append(moved, aside)
-		} else if !errors.Is(err, fs.ErrNotExist) {
+		case err != nil && !errors.Is(err, fs.ErrNotExist):
 			return nil, nil, nil, err
 		}
 		run = append(run, t)
