@@ -534,7 +534,7 @@ func retryStatus(code int) bool {
 // (capped), else exponential backoff with jitter.
 func (c *Client) delay(attempt int, resp *http.Response) time.Duration {
 	if resp != nil {
-		if ra, ok := retry.After(resp.Header.Get("Retry-After")); ok {
+		if ra, ok := retry.After(resp.Header, time.Now()); ok {
 			return min(ra, maxRetryAfter)
 		}
 	}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/beans-slurm/beans-slurm/internal/contract"
+	"github.com/beans-slurm/beans-slurm/internal/retry"
 )
 
 // Dummy modes.
@@ -106,7 +107,7 @@ func NewDummy(opts DummyOptions) (Model, error) {
 			return nil, errors.New("dummy launcher: tone mode needs a listener and a WAV decoder, and none is built in")
 		}
 	}
-	d := &dummy{opts: opts, wait: sleepCtx}
+	d := &dummy{opts: opts, wait: retry.Sleep}
 	if opts.Slots > 0 {
 		d.slots = make(chan struct{}, opts.Slots)
 	}
@@ -214,21 +215,6 @@ func (d *dummy) Predict(ctx context.Context, items []contract.RequestItem) []con
 		}
 	}
 	return out
-}
-
-// sleepCtx waits for d or until ctx is done.
-func sleepCtx(ctx context.Context, d time.Duration) error {
-	if d <= 0 {
-		return ctx.Err()
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-t.C:
-		return nil
-	case <-ctx.Done():
-		return context.Cause(ctx)
-	}
 }
 
 // usage makes plausible token counts: about four characters per text token, a fixed

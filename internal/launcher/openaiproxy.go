@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/url"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -23,6 +21,7 @@ import (
 
 	"github.com/beans-slurm/beans-slurm/internal/audio"
 	"github.com/beans-slurm/beans-slurm/internal/contract"
+	"github.com/beans-slurm/beans-slurm/internal/retry"
 )
 
 // Identity and defaults of the openai-proxy launcher.
@@ -167,8 +166,8 @@ func NewOpenAIProxyContext(ctx context.Context, opts OpenAIProxyOptions) (Model,
 		sem:       make(chan struct{}, opts.Concurrency),
 		logger:    opts.Logger,
 		client:    opts.Client,
-		wait:      sleepCtx,
-		jitter:    func(d time.Duration) time.Duration { return d/2 + rand.N(d/2+1) },
+		wait:      retry.Sleep,
+		jitter:    retry.Jitter,
 	}
 	if p.logger == nil {
 		p.logger = log.New(io.Discard)
@@ -491,11 +490,7 @@ func (p *openAIProxy) complete(ctx context.Context, body []byte) (chatAnswer, er
 
 // backoff is the jittered wait before attempt+1.
 func (p *openAIProxy) backoff(attempt int) time.Duration {
-	d := p.opts.BackoffBase
-	for i := 1; i < attempt && d < p.opts.BackoffMax; i++ {
-		d *= 2
-	}
-	return p.jitter(min(d, p.opts.BackoffMax))
+	return p.jitter(retry.Ceiling(attempt-1, p.opts.BackoffBase, p.opts.BackoffMax))
 }
 
 // attempt sends one upstream request, holding a slot of the semaphore while it runs.
@@ -570,7 +565,7 @@ func (p *openAIProxy) classify(resp *http.Response, body []byte) attemptResult {
 	case status == http.StatusNotFound:
 		return attemptResult{err: fmt.Errorf("upstream HTTP 404 (%s): check the model name %q and the upstream base URL (…/v1)", msg, p.opts.Model)}
 	case status == http.StatusTooManyRequests, status == http.StatusRequestTimeout, status >= 500:
-		return attemptResult{err: fmt.Errorf("upstream HTTP %d: %s", status, msg), retry: true, retryAfter: parseRetryAfter(resp.Header, time.Now())}
+		return attemptResult{err: fmt.Errorf("upstream HTTP %d: %s", status, msg), retry: true, retryAfter: retryAfter(resp.Header)}
 	default:
 		return attemptResult{err: fmt.Errorf("upstream rejected the request (HTTP %d: %s)", status, msg)}
 	}
@@ -583,30 +578,10 @@ func (p *openAIProxy) keySourceNote() string {
 	return " (from " + p.opts.KeySource + ")"
 }
 
-// parseRetryAfter reads how long the upstream asks to wait: retry-after-ms (OpenAI), or
-// Retry-After in seconds or as an HTTP date. 0 means no (usable) answer.
-func parseRetryAfter(h http.Header, now time.Time) time.Duration {
-	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
-		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms > 0 && ms < 1e9 {
-			return time.Duration(ms * float64(time.Millisecond))
-		}
-	}
-	v := strings.TrimSpace(h.Get("Retry-After"))
-	if v == "" {
-		return 0
-	}
-	if s, err := strconv.ParseFloat(v, 64); err == nil {
-		if s > 0 && s < 1e6 {
-			return time.Duration(s * float64(time.Second))
-		}
-		return 0
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		if d := t.Sub(now); d > 0 {
-			return d
-		}
-	}
-	return 0
+// retryAfter is how long the upstream asks to wait (0 = it does not say).
+func retryAfter(h http.Header) time.Duration {
+	d, _ := retry.After(h, time.Now())
+	return d
 }
 
 // upstreamMessage extracts the error message of an upstream error body: OpenAI's

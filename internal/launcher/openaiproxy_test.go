@@ -734,35 +734,6 @@ func TestNewOpenAIProxyOptions(t *testing.T) {
 	}
 }
 
-func TestParseRetryAfter(t *testing.T) {
-	now := time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
-	tests := []struct {
-		name   string
-		header map[string]string
-		want   time.Duration
-	}{
-		{"none", nil, 0},
-		{"seconds", map[string]string{"Retry-After": "20"}, 20 * time.Second},
-		{"fractional seconds", map[string]string{"Retry-After": "1.5"}, 1500 * time.Millisecond},
-		{"HTTP date", map[string]string{"Retry-After": "Thu, 26 Nov 2026 12:00:45 GMT"}, 45 * time.Second},
-		{"date in the past", map[string]string{"Retry-After": "Thu, 26 Nov 2026 11:00:00 GMT"}, 0},
-		{"milliseconds win", map[string]string{"Retry-After": "20", "Retry-After-Ms": "250"}, 250 * time.Millisecond},
-		{"garbage", map[string]string{"Retry-After": "soon"}, 0},
-		{"negative", map[string]string{"Retry-After": "-3"}, 0},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			h := http.Header{}
-			for k, v := range tt.header {
-				h.Set(k, v)
-			}
-			if got := parseRetryAfter(h, now); got != tt.want {
-				t.Errorf("parseRetryAfter = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 func TestParseChatCompletion(t *testing.T) {
 	tests := []struct {
 		name, body string

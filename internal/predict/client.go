@@ -349,7 +349,7 @@ func (c *Client) send(ctx context.Context, items []Item) []Result {
 		if again && attempt < c.opts.Attempts {
 			// Exponential backoff with jitter, or the launcher's Retry-After (capped).
 			wait := retry.Backoff(attempt-1, 500*time.Millisecond, 30*time.Second)
-			if ra, ok := retry.After(hdr.Get("Retry-After")); ok {
+			if ra, ok := retry.After(hdr, time.Now()); ok {
 				wait = min(ra, 2*time.Minute)
 			}
 			if retry.Sleep(ctx, wait) == nil {

@@ -28,28 +28,46 @@ func Sleep(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// After parses a Retry-After header value: delay-seconds or an HTTP date. ok is false for an
-// empty or unreadable value.
-func After(v string) (d time.Duration, ok bool) {
-	v = strings.TrimSpace(v)
+// After reads how long a server asks to wait before the next attempt: OpenAI's
+// retry-after-ms, else Retry-After in (possibly fractional) seconds or as an HTTP date, relative
+// to now. ok is false when the answer says nothing usable.
+func After(h http.Header, now time.Time) (d time.Duration, ok bool) {
+	if v := strings.TrimSpace(h.Get("Retry-After-Ms")); v != "" {
+		if ms, err := strconv.ParseFloat(v, 64); err == nil && ms >= 0 && ms < 1e9 {
+			return time.Duration(ms * float64(time.Millisecond)), true
+		}
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return time.Duration(n) * time.Second, true
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s >= 0 && s < 1e6 {
+			return time.Duration(s * float64(time.Second)), true
+		}
+		return 0, false
 	}
 	if t, err := http.ParseTime(v); err == nil {
-		return max(0, time.Until(t)), true
+		return max(0, t.Sub(now)), true
 	}
 	return 0, false
 }
 
-// Backoff is the wait before retry number attempt (0 for the first retry): base doubled per
-// attempt up to limit, with full jitter in its upper half so that clients do not retry in step.
-func Backoff(attempt int, base, limit time.Duration) time.Duration {
-	d := min(base<<min(attempt, 20), limit)
-	if d <= 0 {
+// Ceiling is the longest wait before retry number attempt (0 for the first retry): base
+// doubled per attempt, up to limit.
+func Ceiling(attempt int, base, limit time.Duration) time.Duration {
+	return max(0, min(base<<min(max(attempt, 0), 20), limit))
+}
+
+// Jitter draws a wait in the upper half of ceiling, so that clients do not retry in step.
+func Jitter(ceiling time.Duration) time.Duration {
+	if ceiling <= 0 {
 		return 0
 	}
-	return d/2 + rand.N(d/2+1)
+	return ceiling/2 + rand.N(ceiling/2+1)
+}
+
+// Backoff is Jitter(Ceiling(attempt, base, limit)).
+func Backoff(attempt int, base, limit time.Duration) time.Duration {
+	return Jitter(Ceiling(attempt, base, limit))
 }

@@ -9,20 +9,36 @@ import (
 )
 
 func TestAfter(t *testing.T) {
+	now := time.Date(2026, 11, 27, 0, 0, 0, 0, time.UTC)
 	for _, tt := range []struct {
-		in   string
-		ok   bool
-		want time.Duration
-	}{{"", false, 0}, {"7", true, 7 * time.Second}, {" 0 ", true, 0}, {"-1", false, 0}, {"soon", false, 0},
-		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), true, 0}} {
-		got, ok := After(tt.in)
+		name, header, value string
+		ok                  bool
+		want                time.Duration
+	}{
+		{"none", "", "", false, 0},
+		{"seconds", "Retry-After", "7", true, 7 * time.Second},
+		{"zero", "Retry-After", " 0 ", true, 0},
+		{"fraction", "Retry-After", "1.5", true, 1500 * time.Millisecond},
+		{"negative", "Retry-After", "-1", false, 0},
+		{"absurd", "Retry-After", "1e9", false, 0},
+		{"words", "Retry-After", "soon", false, 0},
+		{"date ahead", "Retry-After", now.Add(time.Hour).Format(http.TimeFormat), true, time.Hour},
+		{"date past", "Retry-After", now.Add(-time.Hour).Format(http.TimeFormat), true, 0},
+		{"ms", "Retry-After-Ms", "250", true, 250 * time.Millisecond},
+	} {
+		h := http.Header{}
+		if tt.header != "" {
+			h.Set(tt.header, tt.value)
+		}
+		got, ok := After(h, now)
 		if ok != tt.ok || got != tt.want {
-			t.Errorf("After(%q) = %v %t, want %v %t", tt.in, got, ok, tt.want, tt.ok)
+			t.Errorf("%s: After = %v %t, want %v %t", tt.name, got, ok, tt.want, tt.ok)
 		}
 	}
-	d, ok := After(time.Now().Add(time.Hour).UTC().Format(http.TimeFormat))
-	if !ok || d < 58*time.Minute || d > time.Hour {
-		t.Errorf("an HTTP date an hour ahead: %v %t", d, ok)
+	// retry-after-ms wins over Retry-After.
+	h := http.Header{"Retry-After": {"9"}, "Retry-After-Ms": {"10"}}
+	if d, _ := After(h, now); d != 10*time.Millisecond {
+		t.Errorf("both headers: %v", d)
 	}
 }
 
