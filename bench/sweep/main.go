@@ -15,8 +15,8 @@
 //     for byte.
 //
 // With -rtt D (default 50ms; 0 turns it off) a third submit, the status polls, one full copy
-// and one no-op pass of Mirror and rsync, the listing (Walk against one `find` command) and
-// Mirror with -rtt-workers are measured again through a loopback TCP proxy that delays every
+// and one no-op pass of Mirror and rsync, the listing (Walk against the bare `find` command)
+// and Mirror with -rtt-workers and -streams are measured again through a loopback TCP proxy that delays every
 // chunk by D/2 in each direction, so that round trips cost what they cost on a far cluster.
 //
 // It needs the cluster up (scripts/test-cluster.sh up, as root) and rsync; it runs as root
@@ -24,7 +24,8 @@
 // creates is removed at the end, and every sweep it submits is cancelled.
 //
 // Usage: go run ./bench/sweep [-scale 0.25] [-rounds 3] [-polls 5] [-workers 4[,8,...]]
-// [-rtt 50ms] [-rtt-workers 16] [-only submit,status,fetch] [-rsync-fsync] [-keep]
+// [-rtt 50ms] [-rtt-workers 16] [-streams 1[,2,0,...]] [-only submit,status,fetch]
+// [-rsync-fsync] [-keep]
 package main
 
 import (
@@ -65,6 +66,7 @@ var (
 	rtt        = flag.Duration("rtt", 50*time.Millisecond, "also measure through a loopback proxy adding this round-trip time (0: skip)")
 	only       = flag.String("only", "submit,status,fetch", "which parts (status needs submit)")
 	rttWorkers = flag.String("rtt-workers", "16", "Mirror worker counts also timed once each through the latency proxy (empty: none)")
+	streams    = flag.String("streams", "auto", "Mirror tar stream counts, comma-separated: the first is the headline (auto: Mirror's default, as fetch), the others are timed once each after the rounds, on loopback and through the proxy; 0 copies file by file over SFTP (no stream, as before the stream existed)")
 	noSyncPeer = flag.Bool("nosync-peer", false, "also time a copy that does what Mirror does (same transport, Walk, Open, workers, chmod, chtimes, rename) without its fsync per file")
 	rsyncFsync = flag.Bool("rsync-fsync", false, "also time `rsync -a --fsync` (fsyncs every file, as Mirror does)")
 	sweepID    = flag.String("sweep", "beans_zero_paper", "registry sweep to submit")
@@ -553,11 +555,12 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 		check(fmt.Errorf("-workers: give at least one worker count"))
 	}
 	counted := remote.Counting(tr)
-	mirror := func(t remote.Transport, dst string, w int) copyRun {
+	ss := parseStreams(*streams)
+	mirror := func(t remote.Transport, dst string, w int, s string) copyRun {
 		mctx, cancel := context.WithTimeout(ctx, 10*time.Minute)
 		defer cancel()
 		start := time.Now()
-		st, err := remote.Mirror(mctx, t, tree, dst, remote.MirrorOptions{Workers: w})
+		st, err := remote.Mirror(mctx, t, tree, dst, remote.MirrorOptions{Workers: w, Streams: mirrorStreams(s)})
 		d := time.Since(start)
 		check(err)
 		if st.Files != files {
@@ -606,7 +609,7 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 	for i := range *rounds {
 		doMirror := func() {
 			counted.Reset()
-			r := mirror(counted, fresh("mirror"), ws[0])
+			r := mirror(counted, fresh("mirror"), ws[0], ss[0])
 			out.mirror = append(out.mirror, r)
 			out.mirrorCounts = counted.Counts()
 		}
@@ -637,7 +640,7 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 	// Nothing new: Mirror and rsync again over their own copies.
 	for range 3 {
 		counted.Reset()
-		r := mirror(counted, mDst, ws[0])
+		r := mirror(counted, mDst, ws[0], ss[0])
 		if r.files != 0 {
 			check(fmt.Errorf("no-op mirror copied %d files", r.files))
 		}
@@ -655,9 +658,14 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 
 	// Other worker counts, once each (after the rounds, into a fresh directory).
 	for _, w := range ws[1:] {
-		r := mirror(tr, fresh("mirror-w"), w)
-		out.workerRuns = append(out.workerRuns, workerRun{w, r.d})
+		r := mirror(tr, fresh("mirror-w"), w, ss[0])
+		out.workerRuns = append(out.workerRuns, workerRun{w, ss[0], r.d})
 		fmt.Fprintf(os.Stderr, "bench: mirror with %d workers: %v\n", w, r.d.Round(time.Millisecond))
+	}
+	for _, s := range ss[1:] {
+		r := mirror(tr, fresh("mirror-w"), ws[0], s)
+		out.workerRuns = append(out.workerRuns, workerRun{ws[0], s, r.d})
+		fmt.Fprintf(os.Stderr, "bench: mirror with %s streams: %v\n", s, r.d.Round(time.Millisecond))
 	}
 	os.RemoveAll(filepath.Join(tmp, "mirror-w"))
 
@@ -665,13 +673,14 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 	if px != nil {
 		slow := dial(ctx, c, px.port, px.known)
 		defer slow.Close()
-		out.rttMirror = mirror(slow, fresh("mirror-rtt"), ws[0])
+		out.rttMirror = mirror(slow, fresh("mirror-rtt"), ws[0], ss[0])
 		out.rttRsync = rsync(px.port, px.known, fresh("rsync-rtt"))
-		out.rttMirrorNoop = mirror(slow, filepath.Join(tmp, "mirror-rtt"), ws[0])
+		out.rttMirrorNoop = mirror(slow, filepath.Join(tmp, "mirror-rtt"), ws[0], ss[0])
 		out.rttRsyncNoop = rsync(px.port, px.known, filepath.Join(tmp, "rsync-rtt"))
 		check(sameTree(tree, filepath.Join(tmp, "mirror-rtt")))
-		// Where the time goes: the listing (Walk, one SFTP readdir after another) against one
-		// remote command that lists the same files; then Mirror with more workers.
+		// Where the time goes: the listing (Walk: one find command, or SFTP readdirs where find
+		// has no -printf) against the bare find command; then Mirror with other worker and
+		// stream counts.
 		lctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 		defer cancel()
 		start := time.Now()
@@ -689,9 +698,14 @@ func fetchPart(ctx context.Context, c cluster, tmp string, tr remote.Transport, 
 			check(fmt.Errorf("find: %d files, want %d", n, files))
 		}
 		for _, w := range parseInts(*rttWorkers) {
-			r := mirror(slow, fresh("mirror-rtt-w"), w)
-			out.rttWorkerRuns = append(out.rttWorkerRuns, workerRun{w, r.d})
+			r := mirror(slow, fresh("mirror-rtt-w"), w, ss[0])
+			out.rttWorkerRuns = append(out.rttWorkerRuns, workerRun{w, ss[0], r.d})
 			fmt.Fprintf(os.Stderr, "bench: at %v RTT, mirror with %d workers: %v\n", *rtt, w, r.d.Round(time.Millisecond))
+		}
+		for _, s := range ss[1:] {
+			r := mirror(slow, fresh("mirror-rtt-w"), ws[0], s)
+			out.rttWorkerRuns = append(out.rttWorkerRuns, workerRun{ws[0], s, r.d})
+			fmt.Fprintf(os.Stderr, "bench: at %v RTT, mirror with %s streams: %v\n", *rtt, s, r.d.Round(time.Millisecond))
 		}
 		os.RemoveAll(filepath.Join(tmp, "mirror-rtt-w"))
 		fmt.Fprintf(os.Stderr, "bench: at %v RTT: mirror %v, rsync %v; no-op %v, %v\n", *rtt, out.rttMirror.d.Round(time.Millisecond),
@@ -950,7 +964,33 @@ func proxyKnownHosts(c cluster, port int, dir string) (string, error) {
 
 type workerRun struct {
 	workers int
+	streams string
 	d       time.Duration
+}
+
+// mirrorStreams maps a -streams value to MirrorOptions.Streams ("auto": 0, the default; "0":
+// -1, none).
+func mirrorStreams(s string) int {
+	if s == "auto" {
+		return 0
+	}
+	n, _ := strconv.Atoi(s)
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+func parseStreams(s string) []string {
+	var out []string
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		if n, err := strconv.Atoi(f); f != "auto" && (err != nil || n < 0) {
+			check(fmt.Errorf("-streams %q: want auto or integers ≥ 0", s))
+		}
+		out = append(out, f)
+	}
+	return out
 }
 
 type report struct {
@@ -1068,7 +1108,7 @@ func (r *report) print() {
 		fmt.Fprintln(w, "| copy | median | rounds | MB/s |")
 		fmt.Fprintln(w, "|---|---|---|---|")
 		mbps := func(d time.Duration) float64 { return float64(r.treeBytes) / 1e6 / d.Seconds() }
-		fmt.Fprintf(w, "| remote.Mirror (fetch), %s workers | %s | %s | %.0f |\n", strings.Split(*workers, ",")[0], secs(mm), all(durs(r.mirror)), mbps(mm))
+		fmt.Fprintf(w, "| remote.Mirror (fetch), %s workers, %s streams | %s | %s | %.0f |\n", strings.Split(*workers, ",")[0], parseStreams(*streams)[0], secs(mm), all(durs(r.mirror)), mbps(mm))
 		fmt.Fprintf(w, "| rsync -a | %s | %s | %.0f |\n", secs(rm), all(durs(r.rsync)), mbps(rm))
 		if len(r.rsyncFsync) > 0 {
 			fm := median(durs(r.rsyncFsync))
@@ -1083,7 +1123,7 @@ func (r *report) print() {
 		if len(r.rsyncFsync) > 0 {
 			fmt.Fprintf(w, "; fetch / rsync --fsync = **%.2f**", mm.Seconds()/median(durs(r.rsyncFsync)).Seconds())
 		}
-		fmt.Fprintf(w, "\nMirror's calls: %d walk, %d opens, %.1f MB read\n\n", r.mirrorCounts.Walks, r.mirrorCounts.Opens, float64(r.mirrorCounts.BytesRead)/1e6)
+		fmt.Fprintf(w, "\nMirror's calls: %d walk, %d commands (streams), %d opens, %.1f MB read\n\n", r.mirrorCounts.Walks, r.mirrorCounts.Runs, r.mirrorCounts.Opens, float64(r.mirrorCounts.BytesRead)/1e6)
 		nm, nr := median(durs(r.mirrorNoop)), median(durs(r.rsyncNoop))
 		fmt.Fprintln(w, "| nothing new | median | passes |")
 		fmt.Fprintln(w, "|---|---|---|")
@@ -1093,11 +1133,11 @@ func (r *report) print() {
 			nm.Seconds()/nr.Seconds(), yes(nm < time.Second), r.noopCounts.Walks, r.noopCounts.Opens)
 		fmt.Fprintf(w, "copies byte-identical (Mirror = rsync = source): %v\n\n", r.identical)
 		if len(r.workerRuns) > 0 {
-			fmt.Fprintln(w, "| Mirror workers | time (one run) | vs rsync median |")
-			fmt.Fprintln(w, "|---|---|---|")
-			fmt.Fprintf(w, "| %s (median above) | %s | %.2f |\n", strings.Split(*workers, ",")[0], secs(mm), mm.Seconds()/rm.Seconds())
+			fmt.Fprintln(w, "| Mirror workers | streams | time (one run) | vs rsync median |")
+			fmt.Fprintln(w, "|---|---|---|---|")
+			fmt.Fprintf(w, "| %s (median above) | %s | %s | %.2f |\n", strings.Split(*workers, ",")[0], parseStreams(*streams)[0], secs(mm), mm.Seconds()/rm.Seconds())
 			for _, x := range r.workerRuns {
-				fmt.Fprintf(w, "| %d | %s | %.2f |\n", x.workers, secs(x.d), x.d.Seconds()/rm.Seconds())
+				fmt.Fprintf(w, "| %d | %s | %s | %.2f |\n", x.workers, x.streams, secs(x.d), x.d.Seconds()/rm.Seconds())
 			}
 			fmt.Fprintln(w)
 		}
@@ -1107,14 +1147,14 @@ func (r *report) print() {
 			fmt.Fprintln(w, "|---|---|---|---|")
 			fmt.Fprintf(w, "| full copy | %s | %s | %.2f |\n", secs(r.rttMirror.d), secs(r.rttRsync.d), r.rttMirror.d.Seconds()/r.rttRsync.d.Seconds())
 			fmt.Fprintf(w, "| nothing new | %s | %s | %.2f |\n\n", secs(r.rttMirrorNoop.d), secs(r.rttRsyncNoop.d), r.rttMirrorNoop.d.Seconds()/r.rttRsyncNoop.d.Seconds())
-			fmt.Fprintf(w, "listing the tree at +%v RTT: Walk (SFTP, directory after directory) %s; one `find -printf` command %s; ratio %.0f\n\n",
+			fmt.Fprintf(w, "listing the tree at +%v RTT: Walk %s; the bare `find -printf` command %s; ratio %.2f\n\n",
 				*rtt, secs(r.rttWalk), secs(r.rttFind), r.rttWalk.Seconds()/r.rttFind.Seconds())
 			if len(r.rttWorkerRuns) > 0 {
-				fmt.Fprintln(w, "| Mirror workers at +RTT | full copy | vs rsync |")
-				fmt.Fprintln(w, "|---|---|---|")
-				fmt.Fprintf(w, "| %s | %s | %.2f |\n", strings.Split(*workers, ",")[0], secs(r.rttMirror.d), r.rttMirror.d.Seconds()/r.rttRsync.d.Seconds())
+				fmt.Fprintln(w, "| Mirror workers at +RTT | streams | full copy | vs rsync |")
+				fmt.Fprintln(w, "|---|---|---|---|")
+				fmt.Fprintf(w, "| %s | %s | %s | %.2f |\n", strings.Split(*workers, ",")[0], parseStreams(*streams)[0], secs(r.rttMirror.d), r.rttMirror.d.Seconds()/r.rttRsync.d.Seconds())
 				for _, x := range r.rttWorkerRuns {
-					fmt.Fprintf(w, "| %d | %s | %.2f |\n", x.workers, secs(x.d), x.d.Seconds()/r.rttRsync.d.Seconds())
+					fmt.Fprintf(w, "| %d | %s | %s | %.2f |\n", x.workers, x.streams, secs(x.d), x.d.Seconds()/r.rttRsync.d.Seconds())
 				}
 				fmt.Fprintln(w)
 			}

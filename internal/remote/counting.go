@@ -2,12 +2,16 @@ package remote
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"sync/atomic"
 )
 
 // Counter is a Transport that counts the calls made through it, for tests and benchmarks.
+// It is a Streamer too (a Stream counts as a Run, its output as bytes read); over a transport
+// that is not one, Stream fails with an error matching errors.ErrUnsupported, counting nothing.
 // It is safe for concurrent use.
 type Counter struct {
 	t                                                  Transport
@@ -18,7 +22,7 @@ type Counter struct {
 // Counts is a snapshot of a Counter.
 type Counts struct {
 	Runs, Writes, Opens, Stats, Walks, Mkdirs, Removes int64
-	BytesRead                                          int64 // read from the readers Open returned
+	BytesRead                                          int64 // read from the readers Open returned, and streamed by Stream
 	BytesWritten                                       int64 // consumed by WriteFile
 }
 
@@ -44,6 +48,16 @@ func (c *Counter) Reset() {
 func (c *Counter) Run(ctx context.Context, command string, stdin io.Reader) (*Result, error) {
 	c.runs.Add(1)
 	return c.t.Run(ctx, command, stdin)
+}
+
+// Stream implements Streamer when the wrapped transport does.
+func (c *Counter) Stream(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
+	s, ok := c.t.(Streamer)
+	if !ok {
+		return nil, fmt.Errorf("stream on %s: %w", c.t, errors.ErrUnsupported)
+	}
+	c.runs.Add(1)
+	return s.Stream(ctx, command, stdin, countingWriter{stdout, &c.bytesRead})
 }
 
 func (c *Counter) WriteFile(ctx context.Context, path string, r io.Reader, perm fs.FileMode) error {

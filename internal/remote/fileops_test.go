@@ -118,6 +118,7 @@ func testTransportFiles(t *testing.T, tr Transport, home, base string) {
 		writeFile(t, filepath.Join(tree, "a.txt"), "a")
 		writeFile(t, filepath.Join(tree, "sub/b.txt"), "bb")
 		writeFile(t, filepath.Join(tree, "sub/deeper/c d.txt"), "ccc")
+		writeFile(t, filepath.Join(tree, "new\nline\ttab"), "nl")
 		if err := os.Symlink("a.txt", filepath.Join(tree, "link-to-file")); err != nil {
 			t.Fatal(err)
 		}
@@ -139,7 +140,7 @@ func testTransportFiles(t *testing.T, tr Transport, home, base string) {
 			}
 		}
 		slices.Sort(got)
-		want := []string{"a.txt:1", "link-to-file:1", "sub/b.txt:2", "sub/deeper/c d.txt:3"}
+		want := []string{"a.txt:1", "link-to-file:1", "new\nline\ttab:2", "sub/b.txt:2", "sub/deeper/c d.txt:3"}
 		if !slices.Equal(got, want) {
 			t.Fatalf("Walk = %v, want %v", got, want)
 		}
@@ -226,6 +227,27 @@ func testTransportRun(t *testing.T, tr Transport, home string) {
 			}
 		})
 	}
+	t.Run("Stream", func(t *testing.T) {
+		s, ok := tr.(Streamer)
+		if !ok {
+			t.Fatalf("%T is not a Streamer", tr)
+		}
+		var out bytes.Buffer
+		res, err := s.Stream(ctx, "tr a-z A-Z; echo err >&2; exit 4", strings.NewReader("shout"), &out)
+		if err != nil || out.String() != "SHOUT" || len(res.Stdout) != 0 || string(res.Stderr) != "err\n" || res.ExitCode != 4 {
+			t.Fatalf("Stream = %q, %+v, %v", out.String(), res, err)
+		}
+		// A writer that fails stops the command (here, one that would never end).
+		broken := errors.New("disk full")
+		start := time.Now()
+		_, err = s.Stream(ctx, "yes", nil, &failingWriter{n: 100_000, err: broken})
+		if !errors.Is(err, broken) {
+			t.Fatalf("Stream into a failing writer: %v", err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Errorf("Stream took %v to stop", d)
+		}
+	})
 	t.Run("Output", func(t *testing.T) {
 		_, err := Output(ctx, tr, "echo bad >&2; exit 2")
 		var ee *ExitError
@@ -274,4 +296,20 @@ func mustRead(t testing.TB, p string) []byte {
 		t.Fatal(err)
 	}
 	return b
+}
+
+// failingWriter accepts n bytes, then fails.
+type failingWriter struct {
+	n   int
+	err error
+}
+
+func (f *failingWriter) Write(p []byte) (int, error) {
+	if len(p) > f.n {
+		n := f.n
+		f.n = 0
+		return n, f.err
+	}
+	f.n -= len(p)
+	return len(p), nil
 }

@@ -56,7 +56,21 @@ func loginRelative(p string) string {
 	return p
 }
 
-func (localTransport) Run(ctx context.Context, command string, stdin io.Reader) (*Result, error) {
+func (l localTransport) Run(ctx context.Context, command string, stdin io.Reader) (*Result, error) {
+	var stdout bytes.Buffer
+	res, err := l.run(ctx, command, stdin, &stdout)
+	if res != nil {
+		res.Stdout = stdout.Bytes()
+	}
+	return res, err
+}
+
+// Stream implements Streamer.
+func (l localTransport) Stream(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
+	return l.run(ctx, command, stdin, stdout)
+}
+
+func (localTransport) run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -64,16 +78,21 @@ func (localTransport) Run(ctx context.Context, command string, stdin io.Reader) 
 	if home, err := os.UserHomeDir(); err == nil {
 		cmd.Dir = home
 	}
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	var stderr bytes.Buffer
+	// A failed write closes the pipe (os/exec does): the command gets EPIPE or SIGPIPE.
+	out := &outWriter{w: stdout}
+	cmd.Stdout, cmd.Stderr = out, &stderr
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
 	killGroupOnCancel(cmd)
 	err := cmd.Run()
-	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	res := &Result{Stderr: stderr.Bytes()}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("local: %s: %w", firstWord(command), ctx.Err())
+	}
+	if werr := out.failed(); werr != nil {
+		return res, fmt.Errorf("local: %s: writing its output: %w", firstWord(command), werr)
 	}
 	if err != nil {
 		code, ok := exitCode(err)

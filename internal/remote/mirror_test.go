@@ -69,84 +69,96 @@ func mirrorTransports(t *testing.T) map[string]func(t *testing.T) (Transport, st
 
 func TestMirrorIncremental(t *testing.T) {
 	for name, mk := range mirrorTransports(t) {
-		t.Run(name, func(t *testing.T) {
-			tr, home := mk(t)
-			ctx := context.Background()
-			files := map[string]string{
-				"results.jsonl":      strings.Repeat("{}\n", 1000),
-				"logs/serve-1.out":   "serving\n",
-				"logs/infer 2.out":   "inference\n",
-				"a/b/c/deep.txt":     "deep",
-				"empty":              "",
-				"big.bin":            strings.Repeat("0123456789", 200_000),
-				"skip/me.tmp":        "filtered out",
-				"weird name 'q'.txt": "q",
-			}
-			makeTree(t, filepath.Join(home, "run"), files)
-			dst := filepath.Join(t.TempDir(), "mirror")
-			ct := Counting(tr)
-			var mu sync.Mutex
-			var progress []string
-			opts := MirrorOptions{
-				Filter:   func(rel string, fi FileInfo) bool { return !strings.HasPrefix(rel, "skip/") },
-				Workers:  3,
-				Progress: func(p MirrorProgress) { mu.Lock(); progress = append(progress, p.Path); mu.Unlock() },
-			}
-			stats, err := Mirror(ctx, ct, "run", dst, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want := maps(files)
-			delete(want, "skip/me.tmp")
-			checkTree(t, dst, want)
-			var total int64
-			for _, c := range want {
-				total += int64(len(c))
-			}
-			if stats != (MirrorStats{Files: 7, Copied: 7, Bytes: total}) {
-				t.Errorf("first run: %+v", stats)
-			}
-			if len(progress) != 7 {
-				t.Errorf("progress calls: %v", progress)
-			}
-			if c := ct.Counts(); c.Walks != 1 || c.Opens != 6 || c.BytesRead != total {
-				t.Errorf("first run counts %+v (the empty file needs no Open)", c)
-			}
-			// mtimes and modes follow the remote.
-			st, err := os.Stat(filepath.Join(dst, "a/b/c/deep.txt"))
-			if err != nil || !st.ModTime().Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) || st.Mode().Perm() != 0o644 {
-				t.Errorf("deep.txt: %v %v", st.ModTime(), err)
-			}
-
-			ct.Reset()
-			stats, err = Mirror(ctx, ct, "run", dst, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if stats != (MirrorStats{Files: 7, Skipped: 7}) {
-				t.Errorf("second run: %+v", stats)
-			}
-			if c := ct.Counts(); c != (Counts{Walks: 1}) {
-				t.Errorf("second run counts %+v, want one Walk", c)
-			}
-
-			// One file changes remotely (same size, new mtime) and one is added.
-			makeTree(t, filepath.Join(home, "run"), map[string]string{"new.txt": "new"})
-			p := filepath.Join(home, "run/logs/serve-1.out")
-			os.WriteFile(p, []byte("SERVING\n"), 0o644)
-			ct.Reset()
-			stats, err = Mirror(ctx, ct, "~/run", dst, opts)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if stats != (MirrorStats{Files: 8, Copied: 2, Skipped: 6, Bytes: 11}) {
-				t.Errorf("third run: %+v", stats)
-			}
-			want["new.txt"] = "new"
-			want["logs/serve-1.out"] = "SERVING\n"
-			checkTree(t, dst, want)
-		})
+		for _, streams := range []int{0, -1} {
+			mode := map[int]string{0: "/tar stream", -1: "/one by one"}[streams]
+			t.Run(name+mode, func(t *testing.T) { testMirrorIncremental(t, mk, streams) })
+		}
 	}
+}
+
+func testMirrorIncremental(t *testing.T, mk func(t *testing.T) (Transport, string), streams int) {
+	tr, home := mk(t)
+	ctx := context.Background()
+	files := map[string]string{
+		"results.jsonl":      strings.Repeat("{}\n", 1000),
+		"logs/serve-1.out":   "serving\n",
+		"logs/infer 2.out":   "inference\n",
+		"a/b/c/deep.txt":     "deep",
+		"empty":              "",
+		"big.bin":            strings.Repeat("0123456789", 200_000),
+		"skip/me.tmp":        "filtered out",
+		"weird name 'q'.txt": "q",
+	}
+	makeTree(t, filepath.Join(home, "run"), files)
+	dst := filepath.Join(t.TempDir(), "mirror")
+	ct := Counting(tr)
+	var mu sync.Mutex
+	var progress []string
+	opts := MirrorOptions{
+		Filter:   func(rel string, fi FileInfo) bool { return !strings.HasPrefix(rel, "skip/") },
+		Workers:  3,
+		Streams:  streams,
+		Progress: func(p MirrorProgress) { mu.Lock(); progress = append(progress, p.Path); mu.Unlock() },
+	}
+	stats, err := Mirror(ctx, ct, "run", dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := maps(files)
+	delete(want, "skip/me.tmp")
+	checkTree(t, dst, want)
+	var total int64
+	for _, c := range want {
+		total += int64(len(c))
+	}
+	streamed := 0
+	if streams == 0 {
+		streamed = 7
+	}
+	if stats != (MirrorStats{Files: 7, Copied: 7, Streamed: streamed, Bytes: total}) {
+		t.Errorf("first run: %+v", stats)
+	}
+	if len(progress) != 7 {
+		t.Errorf("progress calls: %v", progress)
+	}
+	if c := ct.Counts(); streams == 0 && (c.Walks != 1 || c.Runs != 1 || c.Opens != 0 || c.BytesRead < total) {
+		t.Errorf("first run counts %+v, want one Walk and one Run (the tar stream)", c)
+	} else if streams < 0 && (c.Walks != 1 || c.Runs != 0 || c.Opens != 6 || c.BytesRead != total) {
+		t.Errorf("first run counts %+v (the empty file needs no Open)", c)
+	}
+	// mtimes and modes follow the remote.
+	st, err := os.Stat(filepath.Join(dst, "a/b/c/deep.txt"))
+	if err != nil || !st.ModTime().Equal(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)) || st.Mode().Perm() != 0o644 {
+		t.Errorf("deep.txt: %v %v", st.ModTime(), err)
+	}
+
+	ct.Reset()
+	stats, err = Mirror(ctx, ct, "run", dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats != (MirrorStats{Files: 7, Skipped: 7}) {
+		t.Errorf("second run: %+v", stats)
+	}
+	if c := ct.Counts(); c != (Counts{Walks: 1}) {
+		t.Errorf("second run counts %+v, want one Walk", c)
+	}
+
+	// One file changes remotely (same size, new mtime) and one is added.
+	makeTree(t, filepath.Join(home, "run"), map[string]string{"new.txt": "new"})
+	p := filepath.Join(home, "run/logs/serve-1.out")
+	os.WriteFile(p, []byte("SERVING\n"), 0o644)
+	ct.Reset()
+	stats, err = Mirror(ctx, ct, "~/run", dst, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stats != (MirrorStats{Files: 8, Copied: 2, Streamed: streamed / 7 * 2, Skipped: 6, Bytes: 11}) {
+		t.Errorf("third run: %+v", stats)
+	}
+	want["new.txt"] = "new"
+	want["logs/serve-1.out"] = "SERVING\n"
+	checkTree(t, dst, want)
 }
 
 func maps(m map[string]string) map[string]string {
@@ -176,8 +188,9 @@ func TestMirrorResume(t *testing.T) {
 			if stats.Resumed != 1 || stats.Copied != 3 || stats.Bytes != int64(len(big)-123_456+1+len("not a partial")) {
 				t.Errorf("stats %+v", stats)
 			}
-			if c := ct.Counts(); c.BytesRead != stats.Bytes {
-				t.Errorf("read %d bytes, stats say %d", c.BytesRead, stats.Bytes)
+			// big.bin continues its .part through Open; small and small.part come in the stream.
+			if c := ct.Counts(); c.Opens != 1 || c.Runs != 1 || stats.Streamed != 2 || c.BytesRead < stats.Bytes {
+				t.Errorf("read %d bytes, stats say %d; counts %+v", c.BytesRead, stats.Bytes, c)
 			}
 			checkTree(t, dst, map[string]string{"big.bin": big, "small": "s", "small.part": "not a partial"})
 		})
@@ -344,12 +357,18 @@ func TestCounting(t *testing.T) {
 	wg.Wait()
 	c.Walk(ctx, home)
 	c.MkdirAll(ctx, "d", 0o755)
-	want := Counts{Runs: 8, Writes: 8, Opens: 8, Stats: 8, Walks: 1, Mkdirs: 1, Removes: 8, BytesRead: 32, BytesWritten: 40}
+	c.Stream(ctx, "printf 1234567", nil, io.Discard)
+	want := Counts{Runs: 9, Writes: 8, Opens: 8, Stats: 8, Walks: 1, Mkdirs: 1, Removes: 8, BytesRead: 39, BytesWritten: 40}
 	if got := c.Counts(); got != want {
 		t.Fatalf("Counts = %+v, want %+v", got, want)
 	}
 	if c.String() != "local" {
 		t.Error(c.String())
+	}
+	// Over a transport that cannot stream, Stream says so and counts nothing.
+	nc := Counting(&fakeTransport{Transport: NewLocal()})
+	if _, err := nc.Stream(ctx, "true", nil, io.Discard); !errors.Is(err, errors.ErrUnsupported) || nc.Counts() != (Counts{}) {
+		t.Fatalf("Stream over a non-Streamer: %v, %+v", err, nc.Counts())
 	}
 }
 

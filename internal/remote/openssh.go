@@ -12,10 +12,8 @@ import (
 	"os/exec"
 	"path"
 	"slices"
-	"strconv"
 	"strings"
 	"syscall"
-	"time"
 )
 
 // NewOpenSSH returns a Transport that runs the system `ssh` for every operation, for sites
@@ -78,6 +76,20 @@ func readAll(f *os.File) []byte {
 }
 
 func (o *openSSH) Run(ctx context.Context, command string, stdin io.Reader) (*Result, error) {
+	var stdout bytes.Buffer
+	res, err := o.run(ctx, command, stdin, &stdout)
+	if res != nil {
+		res.Stdout = stdout.Bytes()
+	}
+	return res, err
+}
+
+// Stream implements Streamer.
+func (o *openSSH) Stream(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
+	return o.run(ctx, command, stdin, stdout)
+}
+
+func (o *openSSH) run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -86,15 +98,24 @@ func (o *openSSH) Run(ctx context.Context, command string, stdin io.Reader) (*Re
 		return nil, err
 	}
 	defer errf.Close()
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
+	// A failed write closes the pipe (os/exec does), which ssh does not notice while the
+	// remote command sends nothing: kill it (its end of the channel then closes).
+	out := &outWriter{w: stdout, onFail: func() {
+		if cmd.Process != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		}
+	}}
+	cmd.Stdout = out
 	if stdin != nil {
 		cmd.Stdin = stdin
 	}
 	err = cmd.Run()
-	res := &Result{Stdout: stdout.Bytes(), Stderr: readAll(errf)}
+	res := &Result{Stderr: readAll(errf)}
 	if ctx.Err() != nil {
 		return res, fmt.Errorf("%s on %s: %w", firstWord(command), o, ctx.Err())
+	}
+	if werr := out.failed(); werr != nil {
+		return res, fmt.Errorf("%s on %s: writing its output: %w", firstWord(command), o, werr)
 	}
 	if err != nil {
 		code, ok := exitCode(err)
@@ -239,42 +260,6 @@ func (s *sshReader) Close() error {
 	return s.errf.Close()
 }
 
-const findFormat = `%s\t%T@\t%m\t%y\t%P\0`
-
-// parseFind parses NUL-terminated records of findFormat.
-func parseFind(out []byte) ([]FileInfo, error) {
-	var files []FileInfo
-	for _, rec := range bytes.Split(out, []byte{0}) {
-		if len(rec) == 0 {
-			continue
-		}
-		f := strings.SplitN(string(rec), "\t", 5)
-		if len(f) != 5 {
-			return nil, fmt.Errorf("find: bad record %q", rec)
-		}
-		size, err1 := strconv.ParseInt(f[0], 10, 64)
-		secs, err2 := strconv.ParseFloat(f[1], 64)
-		mode, err3 := strconv.ParseUint(f[2], 8, 32)
-		if err1 != nil || err2 != nil || err3 != nil {
-			return nil, fmt.Errorf("find: bad record %q", rec)
-		}
-		sec := int64(secs)
-		// %T@ has a fractional part; keep it to the microsecond.
-		frac := strings.SplitN(f[1], ".", 2)
-		nsec := int64(0)
-		if len(frac) == 2 {
-			d := (frac[1] + "000000000")[:9]
-			nsec, _ = strconv.ParseInt(d, 10, 64)
-		}
-		fm := fs.FileMode(mode) & fs.ModePerm
-		if f[3] == "d" {
-			fm |= fs.ModeDir
-		}
-		files = append(files, FileInfo{Path: f[4], Size: size, ModTime: time.Unix(sec, nsec), Mode: fm})
-	}
-	return files, nil
-}
-
 func (o *openSSH) Stat(ctx context.Context, name string) (FileInfo, error) {
 	p := remotePath(name)
 	command := fmt.Sprintf("[ -e %s ] || exit %d; find -L %s -maxdepth 0 -printf '%s'", p, exitNotExist, p, findFormat)
@@ -290,20 +275,10 @@ func (o *openSSH) Stat(ctx context.Context, name string) (FileInfo, error) {
 	return files[0], nil
 }
 
-// Walk lists regular files and symbolic links to regular files (find -L, pruning symbolic
-// links to directories).
+// Walk lists regular files and symbolic links to regular files with one remote find command
+// (see findWalk); it needs GNU find.
 func (o *openSSH) Walk(ctx context.Context, root string) ([]FileInfo, error) {
-	p := remotePath(root)
-	command := fmt.Sprintf("[ -e %s ] || exit %d; [ -d %s ] || exit 45; find -L %s -mindepth 1 \\( -type d -xtype l -prune \\) -o -type f -printf '%s'",
-		p, exitNotExist, p, p, findFormat)
-	res, err := o.Run(ctx, command, nil)
-	if err == nil && res.ExitCode == 45 {
-		return nil, &fs.PathError{Op: "walk", Path: root, Err: syscall.ENOTDIR}
-	}
-	if err := o.check("walk", root, res, err, "find "+root); err != nil {
-		return nil, err
-	}
-	return parseFind(res.Stdout)
+	return findWalk(ctx, o.Run, o.String(), root)
 }
 
 func (o *openSSH) MkdirAll(ctx context.Context, name string, perm fs.FileMode) error {

@@ -21,8 +21,9 @@
 //     operations are quoted shell commands.
 //
 // Relative remote paths, and paths starting with "~/", are relative to the login directory.
-// Mirror copies a remote tree to a local directory incrementally and safely; Counting wraps a
-// Transport to count its calls, for tests and benchmarks.
+// Mirror copies a remote tree to a local directory incrementally and safely (in one tar stream
+// when the transport is a Streamer); Counting wraps a Transport to count its calls, for tests
+// and benchmarks.
 package remote
 
 import (
@@ -31,6 +32,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -61,6 +63,16 @@ type Transport interface {
 	String() string
 	// Close releases the connection.
 	Close() error
+}
+
+// Streamer is implemented by the transports that can stream a command's standard output
+// (all three of this package, and Counter when the transport it wraps can). Mirror uses it to
+// copy many files in one transfer.
+type Streamer interface {
+	// Stream is Run with the command's standard output written to stdout as it comes
+	// (Result.Stdout stays empty). Exit codes and errors are as for Run; an error writing to
+	// stdout stops the command and is returned.
+	Stream(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error)
 }
 
 // FileInfo describes one remote file.
@@ -95,6 +107,40 @@ type ExitError struct {
 	Command string
 	Where   string
 	*Result
+}
+
+// outWriter passes a command's output to w and remembers the first write error, so that a
+// transport can stop the command and report that error rather than the command's death.
+type outWriter struct {
+	w      io.Writer
+	mu     sync.Mutex
+	err    error
+	onFail func()
+}
+
+func (o *outWriter) Write(p []byte) (int, error) {
+	n, err := o.w.Write(p)
+	if err == nil && n < len(p) {
+		err = io.ErrShortWrite
+	}
+	if err != nil {
+		o.mu.Lock()
+		first := o.err == nil
+		if first {
+			o.err = err
+		}
+		o.mu.Unlock()
+		if first && o.onFail != nil {
+			o.onFail()
+		}
+	}
+	return n, err
+}
+
+func (o *outWriter) failed() error {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.err
 }
 
 func (e *ExitError) Error() string {

@@ -754,6 +754,20 @@ func (t *sshTransport) fail(op, p string, err error) error {
 }
 
 func (t *sshTransport) Run(ctx context.Context, command string, stdin io.Reader) (*Result, error) {
+	var stdout bytes.Buffer
+	res, err := t.run(ctx, command, stdin, &stdout)
+	if res != nil {
+		res.Stdout = stdout.Bytes()
+	}
+	return res, err
+}
+
+// Stream implements Streamer.
+func (t *sshTransport) Stream(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
+	return t.run(ctx, command, stdin, stdout)
+}
+
+func (t *sshTransport) run(ctx context.Context, command string, stdin io.Reader, stdout io.Writer) (*Result, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -764,8 +778,14 @@ func (t *sshTransport) Run(ctx context.Context, command string, stdin io.Reader)
 	if err != nil {
 		return nil, t.fail("run", firstWord(command), err)
 	}
-	var stdout, stderr bytes.Buffer
-	sess.Stdout, sess.Stderr = &stdout, &stderr
+	var stderr bytes.Buffer
+	// When a write fails the session stops reading the channel, and the command would block
+	// on a full window: kill it and close the channel.
+	out := &outWriter{w: stdout, onFail: func() {
+		_ = sess.Signal(ssh.SIGKILL)
+		sess.Close()
+	}}
+	sess.Stdout, sess.Stderr = out, &stderr
 	if stdin != nil {
 		sess.Stdin = stdin
 	}
@@ -787,7 +807,10 @@ func (t *sshTransport) Run(ctx context.Context, command string, stdin io.Reader)
 		return nil, fmt.Errorf("%s on %s: %w", firstWord(command), t.name, ctx.Err())
 	}
 	sess.Close()
-	res := &Result{Stdout: stdout.Bytes(), Stderr: stderr.Bytes()}
+	res := &Result{Stderr: stderr.Bytes()}
+	if werr := out.failed(); werr != nil {
+		return res, fmt.Errorf("%s on %s: writing its output: %w", firstWord(command), t.name, werr)
+	}
 	if err == nil {
 		return res, nil
 	}
@@ -1044,8 +1067,26 @@ func (t *sshTransport) Stat(ctx context.Context, name string) (FileInfo, error) 
 }
 
 // Walk lists regular files and symbolic links to regular files, without descending into
-// symbolic links to directories.
+// symbolic links to directories. It runs one remote find command (findWalk) and reads the
+// directories over SFTP, one after another, only where that find cannot run (no GNU find).
+// Modification times are whole seconds either way, as SFTP gives them (and Stat): a tree
+// mirrored from either listing stays up to date for the other.
 func (t *sshTransport) Walk(ctx context.Context, root string) ([]FileInfo, error) {
+	files, err := findWalk(ctx, t.Run, t.name, root)
+	if errors.Is(err, errFindUnusable) {
+		return t.sftpWalk(ctx, root)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for i := range files {
+		files[i].ModTime = time.Unix(files[i].ModTime.Unix(), 0)
+	}
+	return files, nil
+}
+
+// sftpWalk is Walk over SFTP, a few round trips per directory.
+func (t *sshTransport) sftpWalk(ctx context.Context, root string) ([]FileInfo, error) {
 	c, err := t.sftpClient(ctx)
 	if err != nil {
 		return nil, err

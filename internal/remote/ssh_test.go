@@ -4,12 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -618,4 +621,51 @@ func TestKeepaliveKeepsLiveConnection(t *testing.T) {
 		t.Fatalf("Output = %q, %v", out, err)
 	}
 	echo(t, tr)
+}
+
+// Walk lists with one find command; the SFTP walk it falls back to gives the same listing,
+// modification times included (whole seconds), so that a mirror made from one is up to date
+// for the other.
+func TestSSHWalkFindMatchesSFTP(t *testing.T) {
+	c := newTestClient(t)
+	tr := dialOK(t, c.Config()).(*sshTransport)
+	tree := filepath.Join(c.Server.Home, "tree")
+	writeFile(t, filepath.Join(tree, "a.txt"), "a")
+	writeFile(t, filepath.Join(tree, "sub/deeper/c d.txt"), "ccc")
+	writeFile(t, filepath.Join(tree, "new\nline"), "nl")
+	os.Chmod(writeFile(t, filepath.Join(tree, "x.sh"), "#!"), 0o750)
+	os.Symlink("a.txt", filepath.Join(tree, "link"))
+	os.Symlink("sub", filepath.Join(tree, "dirlink"))
+	ctx := context.Background()
+	before := c.Server.ExecCount()
+	found, err := tr.Walk(ctx, "~/tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Server.ExecCount() != before+1 {
+		t.Errorf("Walk ran %d commands, want 1", c.Server.ExecCount()-before)
+	}
+	sftp, err := tr.sftpWalk(ctx, "~/tree")
+	if err != nil {
+		t.Fatal(err)
+	}
+	norm := func(fis []FileInfo) []string {
+		var out []string
+		for _, f := range fis {
+			out = append(out, fmt.Sprintf("%q %d %d %v", f.Path, f.Size, f.ModTime.UnixNano(), f.Mode.Perm()))
+		}
+		slices.Sort(out)
+		return out
+	}
+	if a, b := norm(found), norm(sftp); !slices.Equal(a, b) || len(a) != 5 {
+		t.Fatalf("find walk:\n%s\nSFTP walk:\n%s", strings.Join(a, "\n"), strings.Join(b, "\n"))
+	}
+	for _, p := range []string{"tree/nope", "-tree"} {
+		if _, err := tr.Walk(ctx, p); !errors.Is(err, fs.ErrNotExist) {
+			t.Errorf("Walk %s: %v", p, err)
+		}
+	}
+	if _, err := tr.Walk(ctx, "tree/a.txt"); !errors.Is(err, syscall.ENOTDIR) {
+		t.Errorf("Walk of a file: %v", err)
+	}
 }

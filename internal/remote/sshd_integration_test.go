@@ -3,9 +3,11 @@ package remote
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -116,6 +118,33 @@ func TestSSHDIntegration(t *testing.T) {
 			t.Fatalf("second Mirror: %+v, %v", stats, err)
 		}
 	})
+	t.Run("mirror tar stream", func(t *testing.T) {
+		dir := "beans-remote-stream-" + randomSuffix()
+		t.Cleanup(func() { tr.Run(context.Background(), "rm -rf "+Quote(dir), nil) })
+		testMirrorStreamTree(t, tr, dir)
+	})
+	t.Run("mirror grow and shrink", func(t *testing.T) {
+		dir := "beans-remote-gs-" + randomSuffix()
+		t.Cleanup(func() { tr.Run(context.Background(), "rm -rf "+Quote(dir), nil) })
+		testMirrorStreamGrowShrink(t, tr, dir)
+	})
+	t.Run("walk: one find command, same listing as SFTP", func(t *testing.T) {
+		dir := "beans-remote-walk-" + randomSuffix()
+		t.Cleanup(func() { tr.Run(context.Background(), "rm -rf "+Quote(dir), nil) })
+		makeStreamTree(t, tr, dir)
+		st := tr.(*sshTransport)
+		found, err := st.Walk(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		viaSFTP, err := st.sftpWalk(ctx, dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := fmt.Sprint(sortedInfos(found)), fmt.Sprint(sortedInfos(viaSFTP)); a != b {
+			t.Fatalf("find walk:\n%s\nSFTP walk:\n%s", a, b)
+		}
+	})
 	t.Run("unknown host key refused", func(t *testing.T) {
 		cfg := env.config()
 		cfg.KnownHostsFiles = []string{writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), "")}
@@ -137,6 +166,15 @@ func testTransportRunRemote(t *testing.T, tr Transport) {
 	res, err := tr.Run(ctx, "cat; echo err >&2; exit 5", strings.NewReader("in"))
 	if err != nil || string(res.Stdout) != "in" || string(res.Stderr) != "err\n" || res.ExitCode != 5 {
 		t.Fatalf("Run = %+v, %v", res, err)
+	}
+	var sout strings.Builder
+	res, err = tr.(Streamer).Stream(ctx, "cat; echo err >&2; exit 5", strings.NewReader("in"), &sout)
+	if err != nil || sout.String() != "in" || len(res.Stdout) != 0 || string(res.Stderr) != "err\n" || res.ExitCode != 5 {
+		t.Fatalf("Stream = %q, %+v, %v", sout.String(), res, err)
+	}
+	broken := errors.New("disk full")
+	if _, err := tr.(Streamer).Stream(ctx, "yes", nil, &failingWriter{n: 1 << 20, err: broken}); !errors.Is(err, broken) {
+		t.Fatalf("Stream into a failing writer: %v", err)
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	pidFile := "beans-remote-pid-" + randomSuffix()
@@ -191,6 +229,11 @@ func TestSSHDOpenSSHTransport(t *testing.T) {
 	t.Run("files", func(t *testing.T) {
 		testTransportFiles(t, tr, env.Home, "beans-openssh-test-"+randomSuffix())
 	})
+	t.Run("mirror tar stream", func(t *testing.T) {
+		dir := "beans-openssh-stream-" + randomSuffix()
+		t.Cleanup(func() { tr.Run(context.Background(), "rm -rf "+Quote(dir), nil) })
+		testMirrorStreamTree(t, tr, dir)
+	})
 	t.Run("unknown host key refused", func(t *testing.T) {
 		empty := writeFile(t, filepath.Join(t.TempDir(), "known_hosts"), "")
 		bad := NewOpenSSH(env.User+"@"+env.Host, []string{"-p", strconv.Itoa(env.Port), "-i", env.Key,
@@ -200,4 +243,13 @@ func TestSSHDOpenSSHTransport(t *testing.T) {
 			t.Fatalf("Run: %v", err)
 		}
 	})
+}
+
+func sortedInfos(fis []FileInfo) []string {
+	var out []string
+	for _, f := range fis {
+		out = append(out, fmt.Sprintf("%q %d %d %v\n", f.Path, f.Size, f.ModTime.UnixNano(), f.Mode.Perm()))
+	}
+	slices.Sort(out)
+	return out
 }

@@ -425,3 +425,10 @@ func (c *testClient) Config() SSHConfig {
 		ConfigFile:      "none",
 	}
 }
+
+// ExecCount is the number of exec requests so far.
+func (s *testServer) ExecCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.Execs
+}
