@@ -266,6 +266,11 @@ func TestClusterSweepTwoModels(t *testing.T) {
 	if err := os.WriteFile(cfg, []byte(fmt.Sprintf(twoModelSweep, "two")), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// Secrets of the submitting machine: none may reach the cluster or come back.
+	secrets := []string{"hf_SECRETtokenOfTheUser123", "sk-SECRETopenaiKey456", "AIzaSECRETgeminiKey789"}
+	t.Setenv("HF_TOKEN", secrets[0])
+	t.Setenv("OPENAI_API_KEY", secrets[1])
+	t.Setenv("GEMINI_API_KEY", secrets[2])
 	r := e.submit("--config", cfg, "--shards", "2")
 	if r.code != 0 {
 		t.Fatalf("submit: %d\n%s\n%s", r.code, r.out, r.err)
@@ -297,7 +302,17 @@ func TestClusterSweepTwoModels(t *testing.T) {
 	if err != nil || len(bytes.TrimSpace(token)) < 32 {
 		t.Fatalf("read the sweep token: %v %q", err, token)
 	}
-	scanForSecret(t, to, strings.TrimSpace(string(token)))
+	for _, secret := range append(secrets, strings.TrimSpace(string(token))) {
+		scanForSecret(t, to, secret)
+	}
+	// Everything the sweep left on the cluster (scripts, logs, progress, handoff, results,
+	// manifest), the token file itself excepted.
+	for _, secret := range append(secrets, strings.TrimSpace(string(token))) {
+		out, err := remote.Output(t.Context(), e.sshTransport(), "grep -rl --exclude=token -F "+remote.Quote(secret)+" "+remote.Quote(filepath.Join(e.workDir, "sweeps", "two"))+" || true")
+		if err != nil || len(bytes.TrimSpace(out)) > 0 {
+			t.Errorf("a secret is in %s (%v)", out, err)
+		}
+	}
 	scripts, err := remote.Output(t.Context(), e.sshTransport(), "cat "+remote.Quote(filepath.Join(e.workDir, "sweeps", "two", "scripts"))+"/*.sh")
 	if err != nil {
 		t.Fatal(err)
