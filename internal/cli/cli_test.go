@@ -138,7 +138,7 @@ func TestRunWritesReScorableLines(t *testing.T) {
 	url := serve(t, dummyHandler(t, launcher.DummyOptions{Mode: launcher.ModeHash, MaxBatchSize: 3, FailEvery: 4}))
 	out := filepath.Join(t.TempDir(), "run")
 	r := runCLI(t, "run", "--predict-url", url, "--suite", "demo", "--task", "demo_species", "--task", "demo_detection",
-		"--limit", "7", "--output-dir", out, "--data-dir", demoDataDir, "--concurrency", "2")
+		"--limit", "7", "--output-dir", out, "--data-dir", demoDataDir, "--concurrency", "2", "--attempts", "1")
 	if r.code != 1 {
 		t.Fatalf("run with failed items exited %d, want 1\n%s\n%s", r.code, r.out, r.err)
 	}

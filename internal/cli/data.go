@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/charmbracelet/log"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/beans-slurm/beans-slurm/internal/audio"
 	"github.com/beans-slurm/beans-slurm/internal/blockcache"
+	"github.com/beans-slurm/beans-slurm/internal/cache"
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 	"github.com/beans-slurm/beans-slurm/internal/dataset"
 	"github.com/beans-slurm/beans-slurm/internal/eval"
@@ -24,14 +26,40 @@ type dataOptions struct {
 	cacheDir  string
 	noCache   bool
 	blockSize int64
+	// noAnswerCache turns the answer cache off (run only; --no-cache does too).
+	noAnswerCache bool
 }
 
 func (d *dataOptions) flags(f *pflag.FlagSet) {
 	f.StringVar(&d.dataDir, "data-dir", "", "local or shared-filesystem copy of the dataset (default $BEANS_SLURM_DATA_DIR; none: read the Hugging Face Hub)")
 	f.StringVar(&d.revision, "revision", "", "dataset revision to read: a branch, tag or commit (default: each task's, else main)")
-	f.StringVar(&d.cacheDir, "cache-dir", "", "where blocks read from the Hub and label vocabularies are kept (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
-	f.BoolVar(&d.noCache, "no-cache", false, "read the Hub without keeping blocks on disk")
+	f.StringVar(&d.cacheDir, "cache-dir", "", "beans-slurm's cache directory: blocks read from the Hub (blocks/), label vocabularies (labels/) and, for run, the launchers' answers (answers/) (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
+	f.BoolVar(&d.noCache, "no-cache", false, "keep nothing in the cache directory: read the Hub without keeping blocks, and (run) neither reuse nor keep launcher answers")
 	f.Int64Var(&d.blockSize, "block-size", blockcache.DefaultBlockSize, "size in bytes of the blocks kept from Hub reads (a cache made with another size is not reused)")
+}
+
+// answerCacheFlags adds the answer cache's own flag (run only).
+func (d *dataOptions) answerCacheFlags(f *pflag.FlagSet) {
+	f.BoolVar(&d.noAnswerCache, "no-answer-cache", false, "ask the launcher for every sample: neither reuse nor keep answers in <cache-dir>/answers (also $BEANS_SLURM_NO_ANSWER_CACHE=1); data blocks are still cached")
+}
+
+// answerCache is the run's answer cache, <cache root>/answers, or nil when it is off
+// (--no-cache, --no-answer-cache, $BEANS_SLURM_NO_ANSWER_CACHE). Nothing is read or
+// created until a task uses it.
+func (d *dataOptions) answerCache(logger *log.Logger) *cache.Cache {
+	if d.noCache || d.noAnswerCache || envTrue("BEANS_SLURM_NO_ANSWER_CACHE") {
+		return nil
+	}
+	c := cache.Open(filepath.Join(d.cacheRoot(), "answers"))
+	logger.Debug("answer cache", "dir", c.Dir())
+	return c
+}
+
+// envTrue reports whether an environment variable is set to something other than "", 0 or
+// false.
+func envTrue(name string) bool {
+	v := strings.TrimSpace(os.Getenv(name))
+	return v != "" && v != "0" && !strings.EqualFold(v, "false")
 }
 
 // cacheRoot is beans-slurm's cache directory.

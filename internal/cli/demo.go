@@ -33,6 +33,7 @@ and prints the results. The dummy listens to the audio, so a correct pipeline sc
 			}
 			g.logger(ios).Info("dummy launcher (tone mode) started", "predict_url", url)
 			o.predictURL = url
+			o.data.noAnswerCache = true // the demo shows the pipeline: every sample goes to the launcher
 			sum, runErr := runSuite(cmd, ios, g, o, "")
 			cancel()
 			if err := <-done; err != nil && runErr == nil {

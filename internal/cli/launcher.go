@@ -22,6 +22,7 @@ type dummyOptions struct {
 	failEvery int
 	model     string
 	tokenFile string
+	faults    launcher.DummyOptions // the fault options only
 }
 
 func newLauncherCmd(ios IO, g *globals) *cobra.Command {
@@ -44,10 +45,13 @@ request item, every audio byte included; in tone mode it listens to the audio an
 recognises the demo benchmark's synthetic calls. --latency and --slots make it behave like
 a model server of fixed capacity (slots × batch size / latency samples per second).`,
 		Example: `  beans-slurm launcher dummy --port 8000
-  beans-slurm launcher dummy --mode tone --latency 200ms --slots 4`,
+  beans-slurm launcher dummy --mode tone --latency 200ms --slots 4
+  beans-slurm launcher dummy --seed 7 --fail-rate 0.1 --drop-rate 0.02 --status-rate 0.05 --status 429`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			m, err := launcher.NewDummy(launcher.DummyOptions{Mode: o.mode, MaxBatchSize: o.batch, Latency: o.latency, Slots: o.slots, FailEvery: o.failEvery, Model: o.model})
+			opts := o.faults
+			opts.Mode, opts.MaxBatchSize, opts.Latency, opts.Slots, opts.FailEvery, opts.Model = o.mode, o.batch, o.latency, o.slots, o.failEvery, o.model
+			m, err := launcher.NewDummy(opts)
 			if err != nil {
 				return configError(err)
 			}
@@ -74,6 +78,16 @@ a model server of fixed capacity (slots × batch size / latency samples per seco
 	f.DurationVar(&o.latency, "latency", 0, "simulated model time per batch")
 	f.IntVar(&o.slots, "slots", 0, "batches worked on at once; further requests wait (0 = unlimited)")
 	f.IntVar(&o.failEvery, "fail-every", 0, "fail every N-th item with a per-item error (testing clients)")
+	// Faults, for testing clients (docs/launchers.md, "The dummy launcher's faults").
+	f.Uint64Var(&o.faults.Seed, "seed", 0, "seed of every fault decision: the same seed and requests meet the same faults")
+	f.Float64Var(&o.faults.FailRate, "fail-rate", 0, "probability `P` that an item fails with a per-item error")
+	f.DurationVar(&o.faults.LatencyJitter, "latency-jitter", 0, "uniform extra model time per batch, in [0, `D`)")
+	f.Float64Var(&o.faults.DropRate, "drop-rate", 0, "probability `P` that a request's connection is closed without an answer")
+	f.Float64Var(&o.faults.StatusRate, "status-rate", 0, "probability `P` that a request is answered with --status instead")
+	f.IntVar(&o.faults.Status, "status", 503, "the HTTP status of --status-rate: 429, 500 or 503")
+	f.DurationVar(&o.faults.RetryAfter, "retry-after", 0, "Retry-After sent with --status (default 1s for 429, none otherwise)")
+	f.Float64Var(&o.faults.BadIDsRate, "bad-ids-rate", 0, "probability `P` that an answer has a wrong, a missing or a duplicated sample_id")
+	f.Float64Var(&o.faults.MalformedRate, "malformed-rate", 0, "probability `P` that a request is answered 200 with a body that is not JSON")
 	f.StringVar(&o.model, "model-name", "", "model name announced in /info (default dummy-<mode>)")
 	f.StringVar(&o.tokenFile, "token-file", "", "require the bearer token in this 0600 `file` on /info and /predict")
 	return cmd

@@ -24,23 +24,27 @@ import (
 )
 
 type runOptions struct {
-	predictURL string
-	suite      string
-	tasks      []string
-	limit      int
-	outputDir  string
-	data       dataOptions
-	audio      audioFlags
-	scoring    scoreFlags
-	inFlight   int
-	batchSize  int
-	timeout    time.Duration
-	json       bool
-	worker     workerFlags
-	config     string
-	model      string
-	resume     bool
-	overwrite  bool
+	// predictURL is the launcher (the first of predictURLs when several are given);
+	// predictURLs are every --predict-url.
+	predictURL  string
+	predictURLs []string
+	attempts    int
+	suite       string
+	tasks       []string
+	limit       int
+	outputDir   string
+	data        dataOptions
+	audio       audioFlags
+	scoring     scoreFlags
+	inFlight    int
+	batchSize   int
+	timeout     time.Duration
+	json        bool
+	worker      workerFlags
+	config      string
+	model       string
+	resume      bool
+	overwrite   bool
 }
 
 func newRunCmd(ios IO, g *globals) *cobra.Command {
@@ -61,6 +65,9 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 				if err := applyRunConfig(cmd.Flags(), cfg); err != nil {
 					return configError(err)
 				}
+			}
+			if err := o.splitPredictURLs(); err != nil {
+				return configError(err)
 			}
 			if o.model != "" && o.predictURL == "" {
 				reg, err := g.registry()
@@ -121,15 +128,17 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.predictURL, "predict-url", "", "the launcher's POST /predict `URL`")
+	f.StringArrayVar(&o.predictURLs, "predict-url", nil, "the launcher's POST /predict `URL`; repeat it (or separate by commas) for several launchers serving one model")
+	f.IntVar(&o.attempts, "attempts", predict.DefaultAttempts, "POSTs per item, over all launchers, before it is recorded as failed")
 	f.StringVar(&o.suite, "suite", "", "suite to run (see `beans-slurm list suites`)")
 	f.StringArrayVar(&o.tasks, "task", nil, "task to run (repeatable); with --suite, only these tasks of the suite")
 	f.IntVar(&o.limit, "limit", 0, "run only the first `N` samples of each task (0 = all)")
 	f.StringVarP(&o.outputDir, "output-dir", "o", "", "where results go (default results/<date-time>)")
 	o.data.flags(f)
+	o.data.answerCacheFlags(f)
 	o.audio.flags(f)
 	o.scoring.flags(f)
-	f.IntVar(&o.inFlight, "concurrency", 0, fmt.Sprintf("batches in flight at once (default %d)", predict.DefaultInFlight))
+	f.IntVar(&o.inFlight, "concurrency", 0, fmt.Sprintf("batches in flight per launcher to start with; it adapts up to 4× (default %d)", predict.DefaultInFlight))
 	f.IntVar(&o.batchSize, "batch-size", 0, "items per request, at most the launcher's max_batch_size (default: that maximum)")
 	f.DurationVar(&o.timeout, "timeout", predict.DefaultTimeout, "bound on each request to the launcher")
 	f.BoolVar(&o.json, "json", false, "print the suite summary as JSON instead of a table")
@@ -239,22 +248,25 @@ func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry,
 		return nil, configError(err)
 	}
 	cfg := eval.Config{
-		Registry:   reg,
-		Suite:      o.suite,
-		Tasks:      tasks,
-		PredictURL: o.predictURL,
-		Predict:    predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout, Token: token},
-		OutputDir:  o.outputDir,
-		Resolver:   resolver,
-		Audio:      audioOpts,
-		Scoring:    o.scoring.options(),
-		Limit:      o.limit,
-		Progress:   update,
-		Log:        logger,
-		SuiteFile:  o.worker.suiteFile(),
-		Resume:     o.resume,
-		Overwrite:  o.overwrite,
+		Registry:    reg,
+		Suite:       o.suite,
+		Tasks:       tasks,
+		PredictURL:  o.predictURL,
+		PredictURLs: o.urls(),
+		Predict:     predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout, Token: token, Attempts: o.attempts},
+		OutputDir:   o.outputDir,
+		Resolver:    resolver,
+		Audio:       audioOpts,
+		Scoring:     o.scoring.options(),
+		Limit:       o.limit,
+		Progress:    update,
+		Log:         logger,
+		SuiteFile:   o.worker.suiteFile(),
+		Resume:      o.resume,
+		Overwrite:   o.overwrite,
+		AnswerCache: o.data.answerCache(logger),
 	}
+	defer cfg.AnswerCache.Close()
 	sum, err := eval.Run(cmd.Context(), cfg)
 	if sum != nil && len(sum.Tasks) > 0 && o.worker.shards <= 1 {
 		if werr := writePaperFiles(o.outputDir, sum); werr != nil && err == nil {
@@ -355,4 +367,37 @@ func writePaperFiles(dir string, sum *eval.SuiteSummary) error {
 		return err
 	}
 	return atomicfile.Write(filepath.Join(dir, "suite_summary.csv"), csv.Bytes())
+}
+
+// splitPredictURLs reads every --predict-url (commas separate several in one value); the
+// first is predictURL.
+func (o *runOptions) splitPredictURLs() error {
+	var urls []string
+	for _, v := range o.predictURLs {
+		for _, u := range strings.Split(v, ",") {
+			if u = strings.TrimSpace(u); u != "" {
+				if slices.Contains(urls, u) {
+					return fmt.Errorf("--predict-url %s is given twice", u)
+				}
+				urls = append(urls, u)
+			}
+		}
+	}
+	o.predictURLs = urls
+	if len(urls) > 0 {
+		o.predictURL = urls[0]
+	}
+	return nil
+}
+
+// urls are the launchers to send to: every --predict-url, else the one found otherwise
+// (a preset, a serving job's URL file, the demo's own launcher).
+func (o *runOptions) urls() []string {
+	if len(o.predictURLs) > 0 {
+		return o.predictURLs
+	}
+	if o.predictURL != "" {
+		return []string{o.predictURL}
+	}
+	return nil
 }

@@ -31,6 +31,9 @@ func (t testingM) Run() int {
 	}
 	demoDataDir = dir
 	defer os.RemoveAll(dir)
+	// Runs of these tests ask their launchers (they count failures, kill runs mid-way…): the
+	// answer cache is off unless a test turns it on with its own --cache-dir.
+	os.Setenv("BEANS_SLURM_NO_ANSWER_CACHE", "1")
 	return t.m.Run()
 }
 

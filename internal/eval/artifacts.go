@@ -40,6 +40,9 @@ type PredictionLine struct {
 	Response   json.RawMessage `json:"response"`
 	LatencySec float64         `json:"latency_sec"`
 	Attempts   int             `json:"attempts"`
+	// Cached marks an answer served from the answer cache (Response is the cached answer,
+	// relabelled with this sample_id; nothing was sent, so latency and attempts are 0).
+	Cached bool `json:"cached,omitempty"`
 }
 
 // TaskRecord is task.json: the task's definition and vocabulary, recorded once per task
@@ -93,6 +96,8 @@ type RunRecord struct {
 	// PeakRSSMiB is the process's peak resident memory up to the end of this task's
 	// inference (0 where the system does not tell).
 	PeakRSSMiB float64 `json:"peak_rss_mib"`
+	// AnswerCache says how the answer cache served the task (absent when it was off).
+	AnswerCache *AnswerCacheRecord `json:"answer_cache,omitempty"`
 }
 
 // writeJSON writes v to path atomically (temporary file in the same directory, then rename).

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
+	"github.com/beans-slurm/beans-slurm/internal/cache"
 )
 
 // ConfigChangedError refuses to resume a task directory whose run asked for something else:
@@ -82,22 +83,11 @@ func compareRecords(old, cur TaskRecord) []string {
 	add("prompt", old.Prompt, cur.Prompt)
 	add("labels", old.Labels, cur.Labels)
 	add("limit", old.Limit, cur.Limit)
-	oi, ci := identity(old.Model), identity(cur.Model)
+	oi, ci := cache.Identity(old.Model), cache.Identity(cur.Model)
 	add("model identity (/info)", oi, ci)
 	add("dataset repository", old.Dataset.Repo, cur.Dataset.Repo)
 	add("dataset revision", old.Dataset.Commit, cur.Dataset.Commit)
 	return diffs
-}
-
-// identity is the part of /info that names the model: everything but the launcher's
-// operational fields (batch size, payload types), which may change between runs.
-func identity(raw json.RawMessage) map[string]json.RawMessage {
-	var m map[string]json.RawMessage
-	_ = json.Unmarshal(raw, &m)
-	for _, k := range []string{"max_batch_size", "supports_batching", "audio_payload_types", "schema_versions", "latency_ms", "slots", "fail_every"} {
-		delete(m, k)
-	}
-	return m
 }
 
 func clip(s string) string {

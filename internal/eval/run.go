@@ -21,6 +21,7 @@ import (
 
 	"github.com/charmbracelet/log"
 
+	"github.com/beans-slurm/beans-slurm/internal/cache"
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 	"github.com/beans-slurm/beans-slurm/internal/dataset"
 	"github.com/beans-slurm/beans-slurm/internal/predict"
@@ -35,8 +36,13 @@ type Config struct {
 	Suite string
 	// Tasks are the tasks to run, in order.
 	Tasks []registry.Task
-	// PredictURL is the launcher's POST /predict URL.
+	// PredictURL is the launcher's POST /predict URL (recorded in the results; the first of
+	// PredictURLs when those are given).
 	PredictURL string
+	// PredictURLs, when set, are several launchers serving the same model (several GPUs):
+	// batches are spread over them (predict.ConnectAll). PredictURL is then ignored for
+	// sending.
+	PredictURLs []string
 	// Predict tunes the client (batches in flight, timeouts).
 	Predict predict.Options
 	// OutputDir receives one directory per task and suite_summary.json.
@@ -57,6 +63,9 @@ type Config struct {
 	// Overwrite moves task directories holding earlier results aside (<task>.replaced-<time>)
 	// and starts them again. Without Resume or Overwrite such a directory is refused.
 	Overwrite bool
+	// AnswerCache, when set, answers samples that the same model (by /info identity, not
+	// URL) already answered for the same request, and keeps every new successful answer.
+	AnswerCache *cache.Cache
 	// SuiteFile names the suite summary in OutputDir (default suite_summary.json); shards of
 	// one run that share an output directory each write their own.
 	SuiteFile string
@@ -155,7 +164,12 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 		}
 	}
 	// The launcher is checked before any data is read.
-	client, err := predict.Connect(ctx, cfg.PredictURL, cfg.Predict)
+	urls := cfg.PredictURLs
+	if len(urls) == 0 {
+		urls = []string{cfg.PredictURL}
+	}
+	cfg.PredictURL = urls[0]
+	client, err := predict.ConnectAll(ctx, urls, cfg.Predict)
 	if err != nil {
 		return nil, err
 	}
@@ -295,6 +309,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 	if err != nil {
 		return nil, err
 	}
+	ac := newAnswerCache(cfg, client, task.ID)
 
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -366,6 +381,14 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 			if err != nil {
 				return err
 			}
+			if line, hit := ac.lookup(js, PredictionLine{SampleID: s.ID, TaskID: task.ID, DatasetName: s.DatasetName, Instruction: text, Target: s.Output, Response: json.RawMessage("null")}); hit {
+				produced++
+				if err := out.write([]PredictionLine{line}); err != nil {
+					return err
+				}
+				report(1, 0)
+				return nil
+			}
 			mu.Lock()
 			meta[s.ID] = pending{datasetName: s.DatasetName, instruction: text, target: s.Output}
 			mu.Unlock()
@@ -410,6 +433,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		if err := out.write(lines); err != nil {
 			return err
 		}
+		ac.store(results)
 		report(len(results), failed)
 		return nil
 	})
@@ -440,6 +464,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		Started: started.UTC(), Finished: time.Now().UTC(), InferenceSec: elapsed(dur),
 		Samples: prog.Done, Failed: prog.Failed, SamplesPerS: float64(prog.Done) / dur.Seconds(),
 		BatchSize: client.BatchSize(), InFlight: client.InFlight(), PeakRSSMiB: peakRSSMiB(),
+		AnswerCache: ac.record(),
 	}
 	if err := writeJSON(filepath.Join(dir, RunFile), run); err != nil {
 		return nil, err

@@ -10,7 +10,9 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/beans-slurm/beans-slurm/internal/spice"
@@ -138,6 +140,11 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 	if err != nil {
 		return nil, err
 	}
+	// Answers are written as they arrive, in an order that depends on batches in flight, on a
+	// resume or on the answer cache. Scoring does not: samples are scored, resampled by the
+	// bootstrap and written in sample_id order, so any two runs with the same answers have the
+	// same scored files, byte for byte.
+	slices.SortStableFunc(lines, func(a, b scoreLine) int { return strings.Compare(a.SampleID, b.SampleID) })
 	inputs := make([]metrics.Input, len(lines))
 	errCounts := map[string]int{}
 	for i, l := range lines {

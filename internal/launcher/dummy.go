@@ -67,6 +67,34 @@ type DummyOptions struct {
 	// Model replaces the model name in /info (default "dummy-<mode>"); a stub of a model
 	// preset announces itself as "stub:<preset>".
 	Model string
+
+	// Faults, for testing clients (faults.go). Each is decided from Seed, the sample id and
+	// how many times this launcher has seen it, so the same requests meet the same faults.
+
+	// Seed fixes every fault decision.
+	Seed uint64
+	// FailRate is the probability that an item fails with the per-item error
+	// InjectedItemFailure.
+	FailRate float64
+	// LatencyJitter adds a uniform extra model time in [0, LatencyJitter) to each batch.
+	LatencyJitter time.Duration
+	// DropRate is the probability that a POST /predict is dropped: the connection is closed
+	// without an answer.
+	DropRate float64
+	// StatusRate is the probability that a POST /predict is answered with HTTP Status
+	// (429, 500 or 503; 0 means 503) instead of predictions.
+	StatusRate float64
+	Status     int
+	// RetryAfter is sent as Retry-After with the injected status (default 1 s for 429,
+	// none otherwise).
+	RetryAfter time.Duration
+	// BadIDsRate is the probability that an answer's ids are wrong: one item answered under
+	// an id that was not sent, one item missing, or one id answered twice (the second time
+	// with another item's answer).
+	BadIDsRate float64
+	// MalformedRate is the probability that a POST /predict is answered 200 with a body that
+	// is not JSON.
+	MalformedRate float64
 }
 
 // NewDummy returns the reference launcher's model. It answers deterministically, simulates
@@ -96,6 +124,9 @@ func NewDummy(opts DummyOptions) (Model, error) {
 	if opts.FailEvery < 0 {
 		return nil, fmt.Errorf("dummy launcher: fail-every %d is negative (0 means never)", opts.FailEvery)
 	}
+	if err := opts.checkFaults(); err != nil {
+		return nil, err
+	}
 	if opts.Mode == ModeTone {
 		if opts.Listener == nil {
 			opts.Listener = defaultListener
@@ -118,6 +149,9 @@ func NewDummy(opts DummyOptions) (Model, error) {
 	}
 	if opts.FailEvery > 0 {
 		extra["fail_every"] = opts.FailEvery
+	}
+	if f := opts.faultsInfo(); f != nil {
+		extra["faults"] = f
 	}
 	d.info = contract.Info{
 		Name:              DummyName,
@@ -144,6 +178,7 @@ type dummy struct {
 	info    contract.Info
 	slots   chan struct{} // nil: unlimited
 	arrived atomic.Int64  // items seen, for FailEvery
+	faults  faultState
 
 	// wait simulates model time; tests replace it to observe concurrency.
 	wait func(ctx context.Context, d time.Duration) error
@@ -184,7 +219,7 @@ func (d *dummy) Predict(ctx context.Context, items []contract.RequestItem) []con
 		}
 		defer func() { <-d.slots }()
 	}
-	if err := d.wait(ctx, d.opts.Latency); err != nil {
+	if err := d.wait(ctx, d.opts.Latency+d.jitter(items)); err != nil {
 		return failAll("cancelled during model time: " + err.Error())
 	}
 	var h hashState
@@ -196,6 +231,8 @@ func (d *dummy) Predict(ctx context.Context, items []contract.RequestItem) []con
 		switch {
 		case d.opts.FailEvery > 0 && n%int64(d.opts.FailEvery) == 0:
 			err = errors.New(InjectedFailure)
+		case d.itemFails(it.SampleID):
+			err = errors.New(InjectedItemFailure)
 		case d.opts.Mode == ModeTone:
 			answer, err = d.listen(it)
 		default:

@@ -164,6 +164,18 @@ func (h *handler) predict(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
+	var fault requestFault
+	if fi, ok := h.model.(faultInjector); ok {
+		ids := make([]string, len(req.Requests))
+		for i := range req.Requests {
+			ids[i] = req.Requests[i].SampleID
+		}
+		if fault = fi.requestFault(ids); fault.before(w) {
+			h.logger.Debug("injected a fault", "items", len(ids), "drop", fault.drop, "status", fault.status)
+			return
+		}
+	}
+
 	answers := make([]contract.ResponseItem, len(req.Requests))
 	valid := make([]contract.RequestItem, 0, len(req.Requests))
 	validAt := make([]int, 0, len(req.Requests))
@@ -203,6 +215,13 @@ func (h *handler) predict(w http.ResponseWriter, r *http.Request) {
 	for i, j := 0, len(answers)-1; i < j; i, j = i+1, j-1 {
 		answers[i], answers[j] = answers[j], answers[i]
 	}
+	if fault.malformed {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusOK)
+		_, _ = io.WriteString(w, `{"schema_version":"predictions_v1","responses":[{"sample_id": (injected malformed body`)
+		return
+	}
+	answers = fault.corrupt(answers)
 	writeJSON(w, http.StatusOK, contract.Response{SchemaVersion: contract.PredictionsV1, Responses: answers})
 	h.logger.Debug("answered /predict", "items", len(answers), "failed", failed, "bytes", len(body), "elapsed", time.Since(start).Round(time.Millisecond))
 }

@@ -1,7 +1,13 @@
-// Package predict is the predictions_v1 client: it checks a launcher before any data is
-// read, sends batches of at most the launcher's batch limit with several batches in flight,
+// Package predict is the predictions_v1 client: it checks launchers before any data is
+// read, sends batches of at most the launchers' batch limit with several batches in flight,
 // matches answers by sample_id and turns every contract violation into the failure of the
 // affected items. Every request is bounded by a timeout.
+//
+// A client may serve one model from several launchers (several GPUs): they must announce
+// the same model identity, batches go to the least busy one, and one that keeps failing is
+// taken out for a cool-down while the others carry on. Requests in flight adapt to how the
+// launchers answer, and failures are retried with backoff before an item is given up.
+// docs/reliability.md describes the rules.
 package predict
 
 import (
@@ -12,12 +18,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
+	"sort"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/beans-slurm/beans-slurm/internal/contract"
-	"github.com/beans-slurm/beans-slurm/internal/retry"
 )
 
 // Defaults.
@@ -25,27 +33,61 @@ const (
 	DefaultInFlight = 8
 	DefaultTimeout  = 10 * time.Minute
 	DefaultLinger   = 50 * time.Millisecond
-	defaultAttempts = 3
-	maxBodyBytes    = 256 << 20
+	// DefaultAttempts is how many POSTs an item gets before it is given up.
+	DefaultAttempts = 5
+	// DefaultBackoff is the first wait before a retry; it doubles per attempt up to
+	// MaxBackoff, and the wait drawn is in the upper half of that ceiling (jitter).
+	DefaultBackoff = 500 * time.Millisecond
+	MaxBackoff     = 30 * time.Second
+	// DefaultCooldown is how long a launcher taken out stays out before it is probed; it
+	// doubles each time the probe fails, up to MaxCooldown.
+	DefaultCooldown = 2 * time.Second
+	MaxCooldown     = 60 * time.Second
+	// DefaultOutage is how long items wait while every launcher is out before they fail.
+	DefaultOutage = 10 * time.Minute
+	// TakeOutAfter is how many failures in a row (no connection, dropped connection,
+	// timeout, HTTP 5xx) take a launcher out.
+	TakeOutAfter = 3
+	// maxRetryAfter caps a launcher's Retry-After.
+	maxRetryAfter = 2 * time.Minute
+	maxBodyBytes  = 256 << 20
 )
+
+// OperationalFields are the /info fields that describe how a launcher runs, not which model
+// it serves: launchers of one client may differ in them. Every other field (name, model,
+// model_revision, any other extra) is the model's identity and must be the same.
+var OperationalFields = []string{
+	"max_batch_size", "supports_batching", "audio_payload_types", "schema_versions",
+	"latency_ms", "slots", "fail_every", "faults",
+}
 
 // Options tune a Client. The zero value is usable.
 type Options struct {
-	// InFlight is how many batches may be in flight at once (0 = DefaultInFlight). More
-	// batches in flight than the launcher works on at once keep it from waiting for the
-	// client between batches.
+	// InFlight is how many batches each launcher starts with in flight (0 =
+	// DefaultInFlight). More batches in flight than the launcher works on at once keep it
+	// from waiting for the client between batches. The number then adapts (MaxInFlight).
 	InFlight int
-	// BatchSize caps the items per POST below the launcher's limit (0 = the launcher's
-	// /info limit).
+	// MaxInFlight caps the batches in flight per launcher as it grows (0 = 4 × InFlight;
+	// set it to InFlight to never grow). It never falls below 1.
+	MaxInFlight int
+	// BatchSize caps the items per POST below the launchers' limit (0 = the smallest /info
+	// limit).
 	BatchSize int
 	// Timeout bounds each HTTP request, including reading the answer (0 = DefaultTimeout).
 	Timeout time.Duration
 	// Linger is how long a partial batch waits for more items before it is sent anyway
 	// (0 = DefaultLinger).
 	Linger time.Duration
-	// Attempts is how many times a batch is sent when the launcher cannot be reached or
-	// answers 429 or 5xx (0 = 3).
+	// Attempts is how many POSTs an item gets, over all launchers, before it is given up
+	// with a per-item error (0 = DefaultAttempts). An HTTP 413 split does not count.
 	Attempts int
+	// Backoff is the first wait before a retry (0 = DefaultBackoff).
+	Backoff time.Duration
+	// Cooldown is the first cool-down of a launcher taken out (0 = DefaultCooldown).
+	Cooldown time.Duration
+	// Outage is how long items wait while every launcher is out before they fail (0 =
+	// DefaultOutage).
+	Outage time.Duration
 	// Token, when set, is sent as "Authorization: Bearer <token>".
 	Token string
 	// HTTPClient replaces the default client (which never uses an HTTP proxy: site proxies
@@ -64,14 +106,31 @@ func (e *UnavailableError) Error() string {
 	return fmt.Sprintf("launcher at %s cannot be used: %s", e.URL, e.Reason)
 }
 
-// Client talks to one launcher.
+// MismatchError says that launchers given to one client serve different models.
+type MismatchError struct {
+	URL, Other string
+	// Differences name each field that differs, with both values.
+	Differences []string
+}
+
+func (e *MismatchError) Error() string {
+	return fmt.Sprintf("launcher at %s does not serve the model of %s: %s (every --predict-url of one run must serve the same model)",
+		e.Other, e.URL, strings.Join(e.Differences, "; "))
+}
+
+// Client talks to one or more launchers of one model.
 type Client struct {
-	predictURL string
-	info       contract.Info
-	infoRaw    json.RawMessage
-	http       *http.Client
-	opts       Options
-	batchSize  atomic.Int64
+	eps       []*endpoint
+	identity  map[string]string
+	info      contract.Info
+	infoRaw   json.RawMessage
+	http      *http.Client
+	opts      Options
+	batchSize atomic.Int64
+
+	mu           sync.Mutex // guards the endpoints' state and allDownSince
+	allDownSince time.Time
+	wake         chan struct{} // a probe ended
 }
 
 // NewHTTPClient returns the client used by default: no proxy, keep-alive connections for
@@ -92,14 +151,25 @@ func NewHTTPClient(n int) *http.Client {
 // Connect checks the launcher's /health and /info and returns a client for it. It returns
 // an *UnavailableError when the launcher is down, not ready, or lacks predictions_v1.
 func Connect(ctx context.Context, predictURL string, opts Options) (*Client, error) {
-	ep, err := contract.ParsePredictURL(predictURL)
-	if err != nil {
-		return nil, err
+	return ConnectAll(ctx, []string{predictURL}, opts)
+}
+
+// ConnectAll checks every launcher's /health and /info and returns a client that spreads
+// batches over them. Every launcher must answer and serve the same model: the /info fields
+// other than OperationalFields must be equal (*MismatchError names those that differ). The
+// client's Info is the first launcher's, with the smallest max_batch_size and the payload
+// types that all accept.
+func ConnectAll(ctx context.Context, predictURLs []string, opts Options) (*Client, error) {
+	if len(predictURLs) == 0 {
+		return nil, fmt.Errorf("no predict URL given")
 	}
-	predictURL, health, infoURL := ep.Predict, ep.Health, ep.Info
 	if opts.InFlight <= 0 {
 		opts.InFlight = DefaultInFlight
 	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = 4 * opts.InFlight
+	}
+	opts.MaxInFlight = max(opts.MaxInFlight, opts.InFlight)
 	if opts.Timeout <= 0 {
 		opts.Timeout = DefaultTimeout
 	}
@@ -107,36 +177,71 @@ func Connect(ctx context.Context, predictURL string, opts Options) (*Client, err
 		opts.Linger = DefaultLinger
 	}
 	if opts.Attempts <= 0 {
-		opts.Attempts = defaultAttempts
+		opts.Attempts = DefaultAttempts
 	}
-	c := &Client{predictURL: predictURL, opts: opts, http: opts.HTTPClient}
+	if opts.Backoff <= 0 {
+		opts.Backoff = DefaultBackoff
+	}
+	if opts.Cooldown <= 0 {
+		opts.Cooldown = DefaultCooldown
+	}
+	if opts.Outage <= 0 {
+		opts.Outage = DefaultOutage
+	}
+	c := &Client{opts: opts, http: opts.HTTPClient, wake: make(chan struct{}, 1)}
 	if c.http == nil {
-		c.http = NewHTTPClient(opts.InFlight)
+		c.http = NewHTTPClient(opts.MaxInFlight * len(predictURLs))
 	}
-	probe := func(u string) (int, []byte, error) {
-		cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		defer cancel()
-		req, err := http.NewRequestWithContext(cctx, http.MethodGet, u, nil)
+	seen := map[string]bool{}
+	for _, u := range predictURLs {
+		ep, err := c.connect(ctx, u)
 		if err != nil {
-			return 0, nil, err
+			return nil, err
 		}
-		c.authorize(req)
-		resp, err := c.http.Do(req)
-		if err != nil {
-			return 0, nil, err
+		if seen[ep.url] {
+			return nil, fmt.Errorf("predict URL %s is given twice", ep.url)
 		}
-		defer resp.Body.Close()
-		b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		return resp.StatusCode, b, err
+		seen[ep.url] = true
+		id := identityOf(ep.infoRaw)
+		if len(c.eps) == 0 {
+			c.identity = id
+			c.info = ep.info
+			c.infoRaw = ep.infoRaw
+		} else {
+			if diffs := diffIdentity(c.identity, id); len(diffs) > 0 {
+				return nil, &MismatchError{URL: c.eps[0].url, Other: ep.url, Differences: diffs}
+			}
+			c.info.MaxBatchSize = min(c.info.BatchLimit(), ep.info.BatchLimit())
+			c.info.AudioPayloadTypes = slices.DeleteFunc(slices.Clone(c.info.AudioPayloadTypes), func(p string) bool { return !ep.info.Accepts(p) })
+		}
+		c.eps = append(c.eps, ep)
 	}
-	code, body, err := probe(health)
+	limit := c.info.BatchLimit()
+	for _, ep := range c.eps {
+		limit = min(limit, ep.info.BatchLimit())
+	}
+	if opts.BatchSize > 0 && opts.BatchSize < limit {
+		limit = opts.BatchSize
+	}
+	c.batchSize.Store(int64(limit))
+	return c, nil
+}
+
+// connect checks one launcher.
+func (c *Client) connect(ctx context.Context, predictURL string) (*endpoint, error) {
+	ep, err := contract.ParsePredictURL(predictURL)
+	if err != nil {
+		return nil, err
+	}
+	predictURL, health, infoURL := ep.Predict, ep.Health, ep.Info
+	code, body, err := c.get(ctx, health, 30*time.Second)
 	if err != nil {
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s failed: %v (is the launcher running?)", health, err)}
 	}
 	if code != http.StatusOK {
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s answered HTTP %d %s (not ready yet?)", health, code, contract.Excerpt(body))}
 	}
-	code, body, err = probe(infoURL)
+	code, body, err = c.get(ctx, infoURL, 30*time.Second)
 	if err != nil {
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("GET %s failed: %v", infoURL, err)}
 	}
@@ -150,27 +255,112 @@ func Connect(ctx context.Context, predictURL string, opts Options) (*Client, err
 	if !info.Speaks(contract.PredictionsV1) {
 		return nil, &UnavailableError{URL: predictURL, Reason: fmt.Sprintf("/info lists schema_versions %q, which lacks %q", info.SchemaVersions, contract.PredictionsV1)}
 	}
-	c.info = info
-	c.infoRaw = append(json.RawMessage(nil), bytes.TrimSpace(body)...)
-	limit := info.BatchLimit()
-	if opts.BatchSize > 0 && opts.BatchSize < limit {
-		limit = opts.BatchSize
-	}
-	c.batchSize.Store(int64(limit))
-	return c, nil
+	return &endpoint{
+		url: predictURL, health: health, infoURL: infoURL,
+		info: info, infoRaw: append(json.RawMessage(nil), bytes.TrimSpace(body)...),
+		limit: c.opts.InFlight, peakLm: c.opts.InFlight, cap: c.opts.MaxInFlight, cooldown: c.opts.Cooldown,
+	}, nil
 }
 
-// Info is the launcher's /info document as checked by Connect.
+// get fetches a small document (/health, /info).
+func (c *Client) get(ctx context.Context, u string, timeout time.Duration) (int, []byte, error) {
+	cctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(cctx, http.MethodGet, u, nil)
+	if err != nil {
+		return 0, nil, err
+	}
+	c.authorize(req)
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return 0, nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, b, err
+}
+
+// identityOf is the model identity of an /info body: every field but OperationalFields, as
+// compact JSON.
+func identityOf(raw json.RawMessage) map[string]string {
+	var m map[string]json.RawMessage
+	_ = json.Unmarshal(raw, &m)
+	out := make(map[string]string, len(m))
+	for k, v := range m {
+		if slices.Contains(OperationalFields, k) {
+			continue
+		}
+		var b bytes.Buffer
+		if json.Compact(&b, v) != nil {
+			b.Reset()
+			b.Write(v)
+		}
+		out[k] = b.String()
+	}
+	return out
+}
+
+func diffIdentity(a, b map[string]string) []string {
+	keys := map[string]bool{}
+	for k := range a {
+		keys[k] = true
+	}
+	for k := range b {
+		keys[k] = true
+	}
+	var diffs []string
+	for k := range keys {
+		va, oka := a[k]
+		vb, okb := b[k]
+		switch {
+		case oka && okb && va != vb:
+			diffs = append(diffs, fmt.Sprintf("%s: %s vs %s", k, clip(va), clip(vb)))
+		case oka && !okb:
+			diffs = append(diffs, fmt.Sprintf("%s: %s vs absent", k, clip(va)))
+		case !oka && okb:
+			diffs = append(diffs, fmt.Sprintf("%s: absent vs %s", k, clip(vb)))
+		}
+	}
+	sort.Strings(diffs)
+	return diffs
+}
+
+func clip(s string) string {
+	if len(s) > 80 {
+		return s[:77] + "…"
+	}
+	return s
+}
+
+// Info is the launchers' /info document as checked by Connect (see ConnectAll).
 func (c *Client) Info() contract.Info { return c.info }
 
-// InfoRaw is the launcher's /info body as it arrived.
+// InfoRaw is the first launcher's /info body as it arrived.
 func (c *Client) InfoRaw() json.RawMessage { return c.infoRaw }
+
+// URLs are the launchers' predict URLs, in the order given.
+func (c *Client) URLs() []string {
+	out := make([]string, len(c.eps))
+	for i, ep := range c.eps {
+		out[i] = ep.url
+	}
+	return out
+}
 
 // BatchSize is the current number of items per POST.
 func (c *Client) BatchSize() int { return int(c.batchSize.Load()) }
 
-// InFlight is the number of batches kept in flight.
-func (c *Client) InFlight() int { return c.opts.InFlight }
+// InFlight is how many batches may be in flight now, over all launchers (the sum of their
+// adaptive limits).
+func (c *Client) InFlight() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	for _, ep := range c.eps {
+		n += ep.limit
+	}
+	return n
+}
 
 func (c *Client) authorize(req *http.Request) {
 	if c.opts.Token != "" {
@@ -194,59 +384,6 @@ type Result struct {
 	Latency time.Duration
 	// Attempts is how many POSTs the item took.
 	Attempts int
-}
-
-// Run sends the items read from in, in batches, with up to InFlight batches in flight, until
-// in is closed and every answer is in. emit receives the results of one batch at a time and
-// is never called concurrently; an error from emit stops the run and is returned. Failed
-// items are results with Err set, never a Run error: Run fails only when ctx ends or emit
-// fails.
-func (c *Client) Run(ctx context.Context, in <-chan Item, emit func([]Result) error) error {
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-
-	batches := make(chan []Item)
-	results := make(chan []Result, c.opts.InFlight)
-
-	go func() {
-		defer close(batches)
-		c.batch(ctx, in, batches)
-	}()
-
-	var wg sync.WaitGroup
-	for range c.opts.InFlight {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for b := range batches {
-				res := c.send(ctx, b)
-				for _, it := range b {
-					if it.Release != nil {
-						it.Release()
-					}
-				}
-				select {
-				case results <- res:
-				case <-ctx.Done():
-					return
-				}
-			}
-		}()
-	}
-	go func() {
-		wg.Wait()
-		close(results)
-	}()
-
-	for res := range results {
-		if ctx.Err() != nil {
-			continue // drain what is in flight after a failure
-		}
-		if err := emit(res); err != nil {
-			cancel(err)
-		}
-	}
-	return context.Cause(ctx)
 }
 
 // batch groups items into batches of the current batch size. A partial batch is sent when
@@ -306,63 +443,6 @@ func (c *Client) batch(ctx context.Context, in <-chan Item, out chan<- []Item) {
 	}
 }
 
-// send posts one batch and returns one result per item, splitting the batch if the
-// launcher says it is too large and retrying transient failures.
-func (c *Client) send(ctx context.Context, items []Item) []Result {
-	var out []Result
-	attempt := 0
-	for {
-		attempt++
-		start := time.Now()
-		code, body, hdr, err := c.post(ctx, items)
-		lat := time.Since(start)
-		switch {
-		case err == nil && code == http.StatusOK:
-			ids := make([]string, len(items))
-			for i, it := range items {
-				ids[i] = it.ID
-			}
-			for _, o := range contract.MatchResponse(body, ids) {
-				out = append(out, Result{Outcome: o, Latency: lat, Attempts: attempt})
-			}
-			return out
-		case err == nil && code == http.StatusRequestEntityTooLarge && len(items) > 1:
-			c.lowerBatchSize(len(items), body)
-			n := c.BatchSize()
-			if n >= len(items) {
-				n = len(items) / 2
-			}
-			for i := 0; i < len(items); i += n {
-				out = append(out, c.send(ctx, items[i:min(i+n, len(items))])...)
-			}
-			return out
-		}
-		reason := ""
-		again := false
-		if err != nil {
-			reason = err.Error()
-			again = ctx.Err() == nil
-		} else {
-			reason = fmt.Sprintf("HTTP %d from %s: %s", code, c.predictURL, contract.Excerpt(body))
-			again = code == http.StatusTooManyRequests || code == http.StatusRequestTimeout || code >= 500
-		}
-		if again && attempt < c.opts.Attempts {
-			// Exponential backoff with jitter, or the launcher's Retry-After (capped).
-			wait := retry.Backoff(attempt-1, 500*time.Millisecond, 30*time.Second)
-			if ra, ok := retry.After(hdr, time.Now()); ok {
-				wait = min(ra, 2*time.Minute)
-			}
-			if retry.Sleep(ctx, wait) == nil {
-				continue
-			}
-		}
-		for _, it := range items {
-			out = append(out, Result{Outcome: contract.Outcome{SampleID: it.ID, Err: reason}, Latency: lat, Attempts: attempt})
-		}
-		return out
-	}
-}
-
 // lowerBatchSize reacts to HTTP 413: it takes the limit the launcher states, else halves.
 func (c *Client) lowerBatchSize(sent int, body []byte) {
 	var stated struct {
@@ -380,7 +460,16 @@ func (c *Client) lowerBatchSize(sent int, body []byte) {
 	}
 }
 
-func (c *Client) post(ctx context.Context, items []Item) (int, []byte, http.Header, error) {
+// reply is the outcome of one POST.
+type reply struct {
+	code    int
+	body    []byte
+	hdr     http.Header
+	err     error
+	timeout bool // no answer within Options.Timeout
+}
+
+func (c *Client) post(ctx context.Context, predictURL string, items []Item) reply {
 	parts := make([][]byte, 0, 2*len(items)+1)
 	parts = append(parts, []byte(`{"schema_version":"predictions_v1","requests":[`))
 	size := len(parts[0]) + 2
@@ -397,9 +486,9 @@ func (c *Client) post(ctx context.Context, items []Item) (int, []byte, http.Head
 
 	rctx, cancel := context.WithTimeout(ctx, c.opts.Timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(rctx, http.MethodPost, c.predictURL, &bufs)
+	req, err := http.NewRequestWithContext(rctx, http.MethodPost, predictURL, &bufs)
 	if err != nil {
-		return 0, nil, nil, err
+		return reply{err: err}
 	}
 	req.ContentLength = int64(size)
 	req.Header.Set("Content-Type", "application/json")
@@ -407,14 +496,18 @@ func (c *Client) post(ctx context.Context, items []Item) (int, []byte, http.Head
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
-			return 0, nil, nil, fmt.Errorf("POST %s: no answer within %s", c.predictURL, c.opts.Timeout)
+			return reply{err: fmt.Errorf("POST %s: no answer within %s", predictURL, c.opts.Timeout), timeout: true}
 		}
-		return 0, nil, nil, fmt.Errorf("POST %s: %w", c.predictURL, err)
+		return reply{err: fmt.Errorf("POST %s: %w", predictURL, err)}
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, maxBodyBytes))
 	if err != nil {
-		return 0, nil, resp.Header, fmt.Errorf("POST %s: reading the answer: %w", c.predictURL, err)
+		r := reply{hdr: resp.Header, err: fmt.Errorf("POST %s: reading the answer: %w", predictURL, err)}
+		if rctx.Err() == context.DeadlineExceeded && ctx.Err() == nil {
+			r.err, r.timeout = fmt.Errorf("POST %s: no complete answer within %s", predictURL, c.opts.Timeout), true
+		}
+		return r
 	}
-	return resp.StatusCode, body, resp.Header, nil
+	return reply{code: resp.StatusCode, body: body, hdr: resp.Header}
 }

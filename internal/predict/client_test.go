@@ -101,7 +101,8 @@ func TestRunAgainstDummy(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			srv := dummyServer(t, launcher.DummyOptions{MaxBatchSize: tc.maxBatch, FailEvery: tc.failEvery})
-			c, err := Connect(context.Background(), srv.URL+"/predict", Options{InFlight: tc.inFlight, BatchSize: tc.batchSize})
+			// One attempt: the launcher's per-item errors are recorded, not retried.
+			c, err := Connect(context.Background(), srv.URL+"/predict", Options{InFlight: tc.inFlight, BatchSize: tc.batchSize, Attempts: 1})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -147,12 +147,14 @@ type RunConfig struct {
 	Limit     int      `yaml:"limit,omitempty" json:"limit,omitempty"`
 	OutputDir string   `yaml:"output_dir,omitempty" json:"output_dir,omitempty"`
 
-	// Data: --data-dir, --revision, --cache-dir, --no-cache, --block-size.
+	// Data: --data-dir, --revision, --cache-dir, --no-cache, --block-size, --no-answer-cache.
 	DataDir   string `yaml:"data_dir,omitempty" json:"data_dir,omitempty"`
 	Revision  string `yaml:"revision,omitempty" json:"revision,omitempty"`
 	CacheDir  string `yaml:"cache_dir,omitempty" json:"cache_dir,omitempty"`
 	NoCache   bool   `yaml:"no_cache,omitempty" json:"no_cache,omitempty"`
 	BlockSize int64  `yaml:"block_size,omitempty" json:"block_size,omitempty"`
+	// NoAnswerCache: --no-answer-cache (answers are neither reused nor kept).
+	NoAnswerCache bool `yaml:"no_answer_cache,omitempty" json:"no_answer_cache,omitempty"`
 
 	// Audio: --resample, --audio-format, --payload, --payload-dir.
 	Resample    int    `yaml:"resample,omitempty" json:"resample,omitempty"`

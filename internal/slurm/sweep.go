@@ -305,7 +305,10 @@ func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer
 	}
 	args = append(args, "--output-dir", m.ResultsDir(ms.ID), "--handoff", m.HandoffDir(ms.ID),
 		"--token-file", m.TokenFile(), "--shards", strconv.Itoa(spec.Shards),
-		"--progress-file", path.Join(m.ProgressDir(ms.ID), "shard-{shard}.json"), "--skip-completed", "--resume")
+		"--progress-file", path.Join(m.ProgressDir(ms.ID), "shard-{shard}.json"), "--skip-completed", "--resume",
+		// One cache per work directory, on the shared filesystem: every worker of every node
+		// shares the data blocks and the answers, and a resubmitted sweep asks nothing twice.
+		"--cache-dir", path.Join(prof.WorkDir, "cache"))
 	infer.Args = append(args, spec.RunArgs...)
 	return serve, infer, nil
 }
