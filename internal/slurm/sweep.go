@@ -289,6 +289,9 @@ func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer
 
 	infer = common("infer", prof.CPU)
 	infer.Resources.GRES = ""
+	// Before the time limit the worker is told to stop: it writes what arrived, and a
+	// resubmission (submit --resume) continues from there.
+	infer.Signal = "B:TERM@120"
 	infer.Env = envVars(prof.Env, nil)
 	if spec.Shards > 1 {
 		infer.ArraySize = spec.Shards

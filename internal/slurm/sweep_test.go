@@ -63,7 +63,7 @@ func TestPlan(t *testing.T) {
 	}
 	infer := byPath["/work/me/beans/sweeps/paper/scripts/af3-infer.sh"]
 	for _, want := range []string{"--array=0-1", "--partition=cpu", "--cpus-per-task=4", "run --suite beans_zero_core", "--limit 5",
-		"--shards 2", "--skip-completed", "'/shared/BEANS Zero'", "--serve-job"} {
+		"--shards 2", "--skip-completed", "--resume", "'/shared/BEANS Zero'", "--serve-job", "--signal=B:TERM@120", "--cache-dir /work/me/beans/cache"} {
 		if !strings.Contains(infer, want) {
 			t.Errorf("infer script lacks %q:\n%s", want, infer)
 		}
