@@ -210,7 +210,16 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 	if err != nil {
 		return nil, configError(err)
 	}
-	sum, err := runTasks(cmd, ios, o, reg, tasks, token, demoDir, logger, progress)
+	ctx := cmd.Context()
+	if waits && handoff.ServeJob != "" {
+		// A serving job that ends takes its launcher with it: stop at once (what arrived is
+		// written; a resubmission continues) instead of waiting for a launcher that is gone.
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		go watchServe(ctx, handoff, slurm.JobAlive(handoff.ServeJob), cancel)
+	}
+	sum, err := runTasks(ctx, cmd, ios, o, reg, tasks, token, demoDir, logger, progress)
 	switch {
 	case cmd.Context().Err() != nil:
 		progress.Set("failed", "", fmt.Errorf("interrupted: %w", context.Cause(cmd.Context())))
@@ -224,6 +233,32 @@ func runSuite(cmd *cobra.Command, ios IO, g *globals, o *runOptions, demoDir str
 	return sum, err
 }
 
+// watchServe cancels the run when the serving job has ended: its exit file appeared (looked
+// for every 5 s), or SLURM no longer lists it (asked every 30 s).
+func watchServe(ctx context.Context, h slurm.Handoff, alive func(context.Context) (bool, error), cancel context.CancelCauseFunc) {
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	last := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if b, err := os.ReadFile(h.ExitFile()); err == nil {
+			cancel(&slurm.ServeEndedError{Job: h.ServeJob, Reason: strings.TrimSpace(string(b))})
+			return
+		}
+		if time.Since(last) >= 30*time.Second {
+			last = time.Now()
+			if ok, err := alive(ctx); err == nil && !ok {
+				cancel(&slurm.ServeEndedError{Job: h.ServeJob, Reason: "it is no longer in the queue"})
+				return
+			}
+		}
+	}
+}
+
 func markDone(logger *log.Logger, h slurm.Handoff, waits bool, shard int, status string) {
 	if !waits || h.ServeJob == "" {
 		return
@@ -233,7 +268,7 @@ func markDone(logger *log.Logger, h slurm.Handoff, waits bool, shard int, status
 	}
 }
 
-func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry, tasks []registry.Task, token, demoDir string, logger *log.Logger, progress *progressFile) (*eval.SuiteSummary, error) {
+func runTasks(ctx context.Context, cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry, tasks []registry.Task, token, demoDir string, logger *log.Logger, progress *progressFile) (*eval.SuiteSummary, error) {
 	prog := &report.Progress{W: ios.Err, Terminal: ios.Terminal, Log: logger}
 	update := prog.Update
 	if progress != nil {
@@ -267,7 +302,7 @@ func runTasks(cmd *cobra.Command, ios IO, o *runOptions, reg *registry.Registry,
 		AnswerCache: o.data.answerCache(logger),
 	}
 	defer cfg.AnswerCache.Close()
-	sum, err := eval.Run(cmd.Context(), cfg)
+	sum, err := eval.Run(ctx, cfg)
 	if sum != nil && len(sum.Tasks) > 0 && o.worker.shards <= 1 {
 		if werr := writePaperFiles(o.outputDir, sum); werr != nil && err == nil {
 			err = werr
