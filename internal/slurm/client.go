@@ -143,7 +143,7 @@ func (c *Client) Find(ctx context.Context, names []string) ([]Job, error) {
 	if err != nil {
 		return nil, fmt.Errorf("find jobs on %s: %w", c.T, err)
 	}
-	return jobs, nil
+	return notEnding(jobs), nil
 }
 
 // Cancel cancels these jobs (array job ids cancel every task) with one scancel call. Jobs that

@@ -156,12 +156,13 @@ func (failTransport) String() string { return "nowhere" }
 
 func TestFind(t *testing.T) {
 	c, dir := fakeBins(t, map[string]string{
-		"squeue": `printf '%s\n' "$*" > "$FAKE_DIR/squeue.args"; echo '8|beans-x-serve|RUNNING|None|vm|0:03'`,
+		"squeue": `printf '%s\n' "$*" > "$FAKE_DIR/squeue.args"; echo '8|beans-x-serve|RUNNING|None|vm|0:03'; echo '7|beans-x-infer|COMPLETING|None|vm|0:09'`,
 	})
 	jobs, err := c.Find(testCtx(t), []string{"beans-x-serve", "beans-x-infer"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The completing job (cancelled or ended, its epilog still running) is not live.
 	if len(jobs) != 1 || jobs[0].ID != "8" || jobs[0].Name != "beans-x-serve" {
 		t.Errorf("jobs %+v", jobs)
 	}

@@ -61,8 +61,9 @@ func SqueueCommand(ids []string) string {
 	return "squeue -h -t all -o '" + squeueFormat + "' -j " + idList(ids)
 }
 
-// FindCommand lists the current user's live jobs (queued, running, completing) that carry one
-// of these job names; parsed by ParseSqueue.
+// FindCommand lists the current user's jobs still in the queue (queued, running, completing)
+// that carry one of these job names; parsed by ParseSqueue. Find and ProbeCluster then drop the
+// completing ones.
 func FindCommand(names []string) string {
 	return `squeue -h -u "${USER:-$(id -un)}" -n ` + idList(names) + " -o '" + squeueFormat + "'"
 }
@@ -101,6 +102,18 @@ func ParseSacct(out []byte) ([]Job, error) {
 		jobs = append(jobs, j)
 	}
 	return jobs, nil
+}
+
+// notEnding drops jobs that are completing: they will not run again, so they are neither
+// adopted by a resubmission nor counted as a live serving job.
+func notEnding(jobs []Job) []Job {
+	out := jobs[:0]
+	for _, j := range jobs {
+		if j.State != StateCompleting {
+			out = append(out, j)
+		}
+	}
+	return out
 }
 
 // ParseSqueue reads the output of SqueueCommand or FindCommand.

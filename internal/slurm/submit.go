@@ -74,7 +74,7 @@ func ProbeCluster(ctx context.Context, t remote.Transport, workDir string, names
 	if err != nil {
 		return p, err
 	}
-	p.Live = jobs
+	p.Live = notEnding(jobs)
 	return p, nil
 }
 
