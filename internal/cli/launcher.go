@@ -38,14 +38,17 @@ func newLauncherCmd(ios IO, g *globals) *cobra.Command {
 func newDummyCmd(ios IO, g *globals) *cobra.Command {
 	o := &dummyOptions{}
 	cmd := &cobra.Command{
-		Use:   "dummy [--port P] [--bind ADDR] [--max-batch-size N] [--mode hash|tone] [--latency D] [--slots N]",
+		Use:   "dummy [--port P] [--bind ADDR] [--max-batch-size N] [--mode hash|tone|judge] [--latency D] [--slots N]",
 		Short: "Serve the reference launcher (deterministic answers, no model)",
 		Long: `The reference predictions_v1 launcher. In hash mode it answers a digest of the whole
 request item, every audio byte included; in tone mode it listens to the audio and
-recognises the demo benchmark's synthetic calls. --latency and --slots make it behave like
+recognises the demo benchmark's synthetic calls; in judge mode it is a deterministic judge
+for beans-slurm's judge prompts (YES when the answer contains the reference, the labels an
+answer names for the extractor) and serves judge_scores_v1 at /judge. --latency and --slots make it behave like
 a model server of fixed capacity (slots × batch size / latency samples per second).`,
 		Example: `  beans-slurm launcher dummy --port 8000
   beans-slurm launcher dummy --mode tone --latency 200ms --slots 4
+  beans-slurm launcher dummy --mode judge --port 8010
   beans-slurm launcher dummy --seed 7 --fail-rate 0.1 --drop-rate 0.02 --status-rate 0.05 --status 429`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -74,7 +77,7 @@ a model server of fixed capacity (slots × batch size / latency samples per seco
 	f.IntVar(&o.port, "port", 8000, "TCP port (0 = any free port)")
 	f.StringVar(&o.bind, "bind", "127.0.0.1", "address to listen on")
 	f.IntVar(&o.batch, "max-batch-size", launcher.DefaultDummyBatch, "max_batch_size announced in /info and enforced (HTTP 413 above)")
-	f.StringVar(&o.mode, "mode", launcher.ModeHash, "hash (digest of the request) or tone (recognises the demo's calls)")
+	f.StringVar(&o.mode, "mode", launcher.ModeHash, "hash (digest of the request), tone (recognises the demo's calls) or judge (a deterministic judge: YES/NO, extractor, and judge_scores_v1 at /judge)")
 	f.DurationVar(&o.latency, "latency", 0, "simulated model time per batch")
 	f.IntVar(&o.slots, "slots", 0, "batches worked on at once; further requests wait (0 = unlimited)")
 	f.IntVar(&o.failEvery, "fail-every", 0, "fail every N-th item with a per-item error (testing clients)")

@@ -105,9 +105,9 @@ func NewDummy(opts DummyOptions) (Model, error) {
 		opts.Mode = ModeHash
 	}
 	switch opts.Mode {
-	case ModeHash, ModeTone:
+	case ModeHash, ModeTone, ModeJudge:
 	default:
-		return nil, fmt.Errorf("dummy launcher: mode %q is not one of %q, %q", opts.Mode, ModeHash, ModeTone)
+		return nil, fmt.Errorf("dummy launcher: mode %q is not one of %q, %q, %q", opts.Mode, ModeHash, ModeTone, ModeJudge)
 	}
 	if opts.MaxBatchSize == 0 {
 		opts.MaxBatchSize = DefaultDummyBatch
@@ -162,6 +162,9 @@ func NewDummy(opts DummyOptions) (Model, error) {
 		SupportsBatching:  true,
 		SchemaVersions:    []string{contract.PredictionsV1},
 		Extra:             map[string]json.RawMessage{},
+	}
+	if opts.Mode == ModeJudge {
+		d.info.SchemaVersions = append(d.info.SchemaVersions, contract.JudgeScoresV1)
 	}
 	for k, v := range extra {
 		b, err := json.Marshal(v)
@@ -235,6 +238,8 @@ func (d *dummy) Predict(ctx context.Context, items []contract.RequestItem) []con
 			err = errors.New(InjectedItemFailure)
 		case d.opts.Mode == ModeTone:
 			answer, err = d.listen(it)
+		case d.opts.Mode == ModeJudge:
+			answer, err = judgeAnswer(it)
 		default:
 			answer, err = h.answer(it)
 		}

@@ -100,6 +100,16 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		h.predict(w, r)
+	case "/judge":
+		s, ok := h.model.(Scorer)
+		if !ok || !h.model.Info().Speaks(contract.JudgeScoresV1) {
+			writeError(w, http.StatusNotFound, "this launcher does not serve judge_scores_v1 (no /judge)")
+			return
+		}
+		if !allowMethod(w, r, http.MethodPost) || !h.authorized(w, r) {
+			return
+		}
+		h.judge(w, r, s)
 	default:
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s (this launcher serves /health, /info, /predict)", r.URL.Path))
 	}
