@@ -17,6 +17,7 @@ import (
 
 	"github.com/beans-slurm/beans-slurm/internal/atomicfile"
 	"github.com/beans-slurm/beans-slurm/internal/eval"
+	"github.com/beans-slurm/beans-slurm/internal/judge"
 	"github.com/beans-slurm/beans-slurm/internal/predict"
 	"github.com/beans-slurm/beans-slurm/internal/registry"
 	"github.com/beans-slurm/beans-slurm/internal/report"
@@ -45,6 +46,7 @@ type runOptions struct {
 	model       string
 	resume      bool
 	overwrite   bool
+	judge       judgeFlags
 }
 
 func newRunCmd(ios IO, g *globals) *cobra.Command {
@@ -138,6 +140,7 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 	o.data.answerCacheFlags(f)
 	o.audio.flags(f)
 	o.scoring.flags(f)
+	o.judge.flags(f)
 	f.IntVar(&o.inFlight, "concurrency", 0, fmt.Sprintf("batches in flight per launcher to start with; it adapts up to 4× (default %d)", predict.DefaultInFlight))
 	f.IntVar(&o.batchSize, "batch-size", 0, "items per request, at most the launcher's max_batch_size (default: that maximum)")
 	f.DurationVar(&o.timeout, "timeout", predict.DefaultTimeout, "bound on each request to the launcher")
@@ -302,7 +305,17 @@ func runTasks(ctx context.Context, cmd *cobra.Command, ios IO, o *runOptions, re
 		AnswerCache: o.data.answerCache(logger),
 	}
 	defer cfg.AnswerCache.Close()
+	// The judges are checked before inference: a wrong judge URL must not surface hours later.
+	judges, err := o.judge.connect(ctx, cfg.AnswerCache, cfg.Scoring, logger)
+	if err != nil {
+		return nil, err
+	}
 	sum, err := eval.Run(ctx, cfg)
+	if judges != nil && sum != nil {
+		if jerr := judgeSuite(ctx, ios, judges, o.outputDir, sum); jerr != nil && err == nil {
+			err = jerr
+		}
+	}
 	if sum != nil && len(sum.Tasks) > 0 && o.worker.shards <= 1 {
 		if werr := writePaperFiles(o.outputDir, sum); werr != nil && err == nil {
 			err = werr
@@ -320,6 +333,22 @@ func runTasks(ctx context.Context, cmd *cobra.Command, ios IO, o *runOptions, re
 		return nil, err
 	}
 	return sum, nil
+}
+
+// judgeSuite runs the judges over every task of a finished run, once inference is over.
+func judgeSuite(ctx context.Context, ios IO, judges *judge.Judges, outDir string, sum *eval.SuiteSummary) error {
+	for _, t := range sum.Tasks {
+		if t.Error != "" {
+			continue
+		}
+		dir := filepath.Join(outDir, t.Dir)
+		r, err := judges.Task(ctx, filepath.Join(dir, eval.PredictionsFile), dir)
+		if err != nil {
+			return fmt.Errorf("judge %s: %w", t.TaskID, err)
+		}
+		judgeReport(ios.Err, t.TaskID, dir, r)
+	}
+	return nil
 }
 
 func selectTasks(reg *registry.Registry, suite string, names []string) ([]registry.Task, error) {

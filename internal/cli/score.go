@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -15,6 +16,8 @@ func newScoreCmd(ios IO, g *globals) *cobra.Command {
 	var outDir string
 	var asJSON, skipBad bool
 	var sf scoreFlags
+	var jf judgeFlags
+	var data dataOptions
 	cmd := &cobra.Command{
 		Use:   "score PATH/predictions.jsonl... [-o DIR]",
 		Short: "Score predictions files again (anywhere: no dataset, no launcher needed)",
@@ -22,14 +25,37 @@ func newScoreCmd(ios IO, g *globals) *cobra.Command {
 (task.json). It writes processed_predictions.jsonl, scored_predictions.jsonl and
 summary.json into -o DIR (default: beside the predictions file) and never writes the
 predictions file itself. A live run scores the same file the same way, so the numbers
-are the live run's.`,
-		Example: `  beans-slurm score results/smoke/beans_zero_esc50/predictions.jsonl -o rescored/esc50`,
+are the live run's.
+
+Judges run after the normal scoring, on the same answers, into files of their own
+(docs/judges.md): --judge-url (a YES/NO judge: judge_* files with judge_accuracy, or a
+rubric judge_scores_v1 service: judge_score) and --judge-extract-url (the extractor:
+judge_extracted_* files with the task's normal metrics on the rewritten answers). All three
+at once never overwrite each other.`,
+		Example: `  beans-slurm score results/smoke/beans_zero_esc50/predictions.jsonl -o rescored/esc50
+  beans-slurm score results/run/*/predictions.jsonl --judge-url http://127.0.0.1:8010/predict \
+      --judge-extract-url http://127.0.0.1:8010/predict`,
 		Args:    cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if outDir != "" && len(args) > 1 {
 				return configError(fmt.Errorf("-o takes one predictions file; with several, each is scored beside itself"))
 			}
 			var sums []*eval.TaskSummary
+			for _, p := range args {
+				if filepath.Base(p) != eval.PredictionsFile {
+					return configError(fmt.Errorf("%s: score reads a %s file written by `beans-slurm run`", p, eval.PredictionsFile))
+				}
+			}
+			logger := g.logger(ios)
+			ac := data.answerCache(logger)
+			defer ac.Close()
+			so := sf.options()
+			so.SkipBadLines = skipBad
+			judges, err := jf.connect(cmd.Context(), ac, so, logger)
+			if err != nil {
+				return err
+			}
+			var judged []string
 			for _, p := range args {
 				if filepath.Base(p) != eval.PredictionsFile {
 					return configError(fmt.Errorf("%s: score reads a %s file written by `beans-slurm run`", p, eval.PredictionsFile))
@@ -44,6 +70,19 @@ are the live run's.`,
 					return err
 				}
 				sums = append(sums, s)
+				if judges != nil {
+					dir := outDir
+					if dir == "" {
+						dir = filepath.Dir(p)
+					}
+					r, err := judges.Task(cmd.Context(), p, dir)
+					if err != nil {
+						return err
+					}
+					var b strings.Builder
+					judgeReport(&b, s.TaskID, dir, r)
+					judged = append(judged, b.String())
+				}
 			}
 			if asJSON {
 				enc := json.NewEncoder(ios.Out)
@@ -58,6 +97,10 @@ are the live run's.`,
 					return err
 				}
 			}
+			if len(judged) > 0 {
+				fmt.Fprintln(ios.Out)
+				fmt.Fprint(ios.Out, strings.Join(judged, ""))
+			}
 			return nil
 		},
 	}
@@ -65,5 +108,8 @@ are the live run's.`,
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the summaries as JSON")
 	cmd.Flags().BoolVar(&skipBad, "skip-bad-lines", false, "skip unreadable lines (counted in the summary's notes) instead of failing")
 	sf.flags(cmd.Flags())
+	jf.flags(cmd.Flags())
+	cmd.Flags().StringVar(&data.cacheDir, "cache-dir", "", "beans-slurm's cache directory: the judges' answers are kept in <cache-dir>/answers (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
+	cmd.Flags().BoolVar(&data.noAnswerCache, "no-answer-cache", false, "ask the judges about every sample: neither reuse nor keep their answers (also $BEANS_SLURM_NO_ANSWER_CACHE=1)")
 	return cmd
 }

@@ -51,7 +51,9 @@ type TaskSummary struct {
 	ConfigHash      string                 `json:"config_hash"`
 	Limit           int                    `json:"limit,omitempty"`
 	Run             *RunRecord             `json:"run,omitempty"`
-	Notes           []string               `json:"notes,omitempty"`
+	// Judge describes the extractor judge that rewrote the answers (judge_extracted_summary.json).
+	Judge json.RawMessage `json:"judge,omitempty"`
+	Notes []string        `json:"notes,omitempty"`
 }
 
 // Headline is the task's headline metric (accuracy, macro F1 or CIDEr).
@@ -103,7 +105,29 @@ type ScoreOptions struct {
 	// SkipBadLines skips unreadable lines of a predictions file (counted in the notes)
 	// instead of failing.
 	SkipBadLines bool
+
+	// The extractor judge scores rewritten answers into files of its own:
+	// Rewrite, when set, replaces each sample's answer before scoring (a rewrite carrying an
+	// error fails the sample); Files, when set, names the files written (Processed "" = not
+	// written); Judge is recorded in the summary.
+	Rewrite map[string]Rewrite
+	Files   *OutputFiles
+	Judge   json.RawMessage
 }
+
+// Rewrite is a sample's answer as rewritten by the extractor judge.
+type Rewrite struct {
+	Prediction string
+	Error      string
+}
+
+// OutputFiles name what ScoreFile writes.
+type OutputFiles struct {
+	Processed, Scored, Summary string
+}
+
+// DefaultFiles are the files of the normal scoring.
+var DefaultFiles = OutputFiles{Processed: ProcessedFile, Scored: ScoredFile, Summary: SummaryFile}
 
 // BuildRecord names the binary that scored.
 type BuildRecord struct {
@@ -121,12 +145,13 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 	if outDir == "" {
 		outDir = dir
 	}
-	var rec TaskRecord
-	if err := readJSON(filepath.Join(dir, TaskFile), &rec); err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return nil, fmt.Errorf("score %s: no %s beside it; scoring needs the task definition that `beans-slurm run` writes there", predictionsPath, TaskFile)
-		}
-		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
+	rec, err := ReadTask(predictionsPath)
+	if err != nil {
+		return nil, err
+	}
+	files := DefaultFiles
+	if opts.Files != nil {
+		files = *opts.Files
 	}
 	var run *RunRecord
 	var r RunRecord
@@ -136,15 +161,26 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
 	}
 
-	lines, notes, err := readPredictions(predictionsPath, rec.Task.ID, opts.SkipBadLines)
+	lines, notes, err := ReadAnswers(predictionsPath, rec.Task.ID, opts.SkipBadLines)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Rewrite != nil {
+		for i := range lines {
+			if l := &lines[i]; l.Error == "" {
+				r, ok := opts.Rewrite[l.SampleID]
+				if !ok {
+					r.Error = "no rewritten answer for this sample"
+				}
+				l.Prediction, l.Error = r.Prediction, r.Error
+			}
+		}
 	}
 	// Answers are written as they arrive, in an order that depends on batches in flight, on a
 	// resume or on the answer cache. Scoring does not: samples are scored, resampled by the
 	// bootstrap and written in sample_id order, so any two runs with the same answers have the
 	// same scored files, byte for byte.
-	slices.SortStableFunc(lines, func(a, b scoreLine) int { return strings.Compare(a.SampleID, b.SampleID) })
+	slices.SortStableFunc(lines, func(a, b Answer) int { return strings.Compare(a.SampleID, b.SampleID) })
 	inputs := make([]metrics.Input, len(lines))
 	errCounts := map[string]int{}
 	for i, l := range lines {
@@ -183,10 +219,12 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 			return nil, err
 		}
 	}
-	if err := writeSamples(filepath.Join(outDir, ProcessedFile), rec.Task.ID, res.Samples, false); err != nil {
-		return nil, err
+	if files.Processed != "" {
+		if err := writeSamples(filepath.Join(outDir, files.Processed), rec.Task.ID, res.Samples, false); err != nil {
+			return nil, err
+		}
 	}
-	if err := writeSamples(filepath.Join(outDir, ScoredFile), rec.Task.ID, res.Samples, true); err != nil {
+	if err := writeSamples(filepath.Join(outDir, files.Scored), rec.Task.ID, res.Samples, true); err != nil {
 		return nil, err
 	}
 	sum := &TaskSummary{
@@ -197,7 +235,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		Metrics:    res.Metrics,
 		N:          res.N,
 		Failed:     res.Failed,
-		Errors:     topErrors(errCounts, 10),
+		Errors:     TopErrors(errCounts, 10),
 		Model:      rec.Model,
 		PredictURL: rec.PredictURL,
 		Dataset:    rec.Dataset,
@@ -210,18 +248,31 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		ConfigHash: rec.ConfigHash,
 		Limit:      rec.Limit,
 		Run:        run,
+		Judge:      opts.Judge,
 		Notes:      notes,
 	}
-	if err := writeJSON(filepath.Join(outDir, SummaryFile), sum); err != nil {
+	if err := writeJSON(filepath.Join(outDir, files.Summary), sum); err != nil {
 		return nil, err
 	}
 	return sum, nil
 }
 
-// readPredictions reads every line of a predictions file. A torn last line (a write cut
+// ReadTask reads the task.json beside a predictions file.
+func ReadTask(predictionsPath string) (*TaskRecord, error) {
+	var rec TaskRecord
+	if err := readJSON(filepath.Join(filepath.Dir(predictionsPath), TaskFile), &rec); err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return nil, fmt.Errorf("score %s: no %s beside it; scoring needs the task definition that `beans-slurm run` writes there", predictionsPath, TaskFile)
+		}
+		return nil, fmt.Errorf("score %s: %w", predictionsPath, err)
+	}
+	return &rec, nil
+}
+
+// ReadAnswers reads every line of a predictions file. A torn last line (a write cut
 // short by a crash) is skipped with a note; any other unreadable line is an error that
 // names the line, since skipping it would silently change the numbers.
-func readPredictions(path, taskID string, skipBad bool) (out []scoreLine, notes []string, err error) {
+func ReadAnswers(path, taskID string, skipBad bool) (out []Answer, notes []string, err error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, nil, fmt.Errorf("score: %w", err)
@@ -242,7 +293,7 @@ func readPredictions(path, taskID string, skipBad bool) (out []scoreLine, notes 
 		}
 		complete := err == nil
 		if len(bytes.TrimSpace(line)) > 0 {
-			var p scoreLine
+			var p Answer
 			uerr := json.Unmarshal(line, &p)
 			if uerr == nil && p.TaskID != taskID {
 				uerr = fmt.Errorf("task_id %q, but task.json says %q", p.TaskID, taskID)
@@ -275,14 +326,15 @@ func readPredictions(path, taskID string, skipBad bool) (out []scoreLine, notes 
 	return out, notes, nil
 }
 
-// scoreLine is the part of a PredictionLine that scoring reads: scoring holds every line in
-// memory (corpus metrics need them all), so it keeps only these few strings.
-type scoreLine struct {
-	SampleID   string `json:"sample_id"`
-	TaskID     string `json:"task_id"`
-	Target     string `json:"target"`
-	Prediction string `json:"prediction"`
-	Error      string `json:"error"`
+// Answer is the part of a PredictionLine that scoring and judging read: scoring holds every
+// line in memory (corpus metrics need them all), so it keeps only these few strings.
+type Answer struct {
+	SampleID    string `json:"sample_id"`
+	TaskID      string `json:"task_id"`
+	Instruction string `json:"instruction"`
+	Target      string `json:"target"`
+	Prediction  string `json:"prediction"`
+	Error       string `json:"error"`
 }
 
 type sampleLine struct {
@@ -313,7 +365,8 @@ func writeSamples(path, taskID string, samples []metrics.Sample, withScores bool
 	return f.Commit()
 }
 
-func topErrors(counts map[string]int, n int) []ErrorCount {
+// TopErrors returns the n most frequent errors, most frequent first.
+func TopErrors(counts map[string]int, n int) []ErrorCount {
 	out := make([]ErrorCount, 0, len(counts))
 	for e, c := range counts {
 		out = append(out, ErrorCount{Error: e, Count: c})

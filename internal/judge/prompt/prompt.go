@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+
+	"github.com/beans-slurm/beans-slurm/internal/contract"
 )
 
 // Open and Close fence a section: "<<<NAME" on its own line, the text, "NAME>>>" on its own
@@ -30,12 +32,18 @@ const (
 	SecLabels      = "LABELS"
 )
 
+// AudioMark replaces the audio placeholder in judge prompts: judge requests are text only,
+// and a placeholder in their text would be a malformed request (predictions_v1).
+const AudioMark = "[audio]"
+
 // Neutralise makes text safe to put inside a section: every run of three or more '<' or '>'
-// is broken up with spaces, so no delimiter can appear in it, and carriage returns become
-// newlines. Nothing else changes.
+// is broken up with spaces, so no delimiter can appear in it; the audio placeholder becomes
+// AudioMark; carriage returns become newlines. Nothing else changes.
 func Neutralise(s string) string {
 	s = strings.ReplaceAll(s, "\r\n", "\n")
 	s = strings.ReplaceAll(s, "\r", "\n")
+	s = strings.ReplaceAll(s, contract.AudioPlaceholder, AudioMark)
+	s = strings.ReplaceAll(s, "<AudioHere>", AudioMark)
 	if !strings.Contains(s, "<<") && !strings.Contains(s, ">>") {
 		return s
 	}
