@@ -35,7 +35,7 @@ at once never overwrite each other.`,
 		Example: `  beans-slurm score results/smoke/beans_zero_esc50/predictions.jsonl -o rescored/esc50
   beans-slurm score results/run/*/predictions.jsonl --judge-url http://127.0.0.1:8010/predict \
       --judge-extract-url http://127.0.0.1:8010/predict`,
-		Args:    cobra.MinimumNArgs(1),
+		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if outDir != "" && len(args) > 1 {
 				return configError(fmt.Errorf("-o takes one predictions file; with several, each is scored beside itself"))

@@ -59,8 +59,8 @@ type Record struct {
 	// Schema is the contract spoken (predictions_v1 or judge_scores_v1).
 	Schema string `json:"schema"`
 	// Identity is the judge's /info (null for a rubric service without one).
-	Identity json.RawMessage          `json:"identity"`
-	Template Template                 `json:"template"`
+	Identity json.RawMessage           `json:"identity"`
+	Template Template                  `json:"template"`
 	Sampling contract.GenerationConfig `json:"sampling,omitempty"`
 	// TaskType is the extractor template's task type.
 	TaskType string       `json:"task_type,omitempty"`
