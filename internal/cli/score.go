@@ -18,6 +18,7 @@ func newScoreCmd(ios IO, g *globals) *cobra.Command {
 	var sf scoreFlags
 	var jf judgeFlags
 	var data dataOptions
+	var wk scoreWorker
 	cmd := &cobra.Command{
 		Use:   "score PATH/predictions.jsonl... [-o DIR]",
 		Short: "Score predictions files again (anywhere: no dataset, no launcher needed)",
@@ -47,13 +48,22 @@ at once never overwrite each other.`,
 				}
 			}
 			logger := g.logger(ios)
+			if err := wk.wait(cmd.Context(), &jf, logger); err != nil {
+				return err
+			}
+			status := "ok"
+			defer func() { wk.done(logger, status) }()
 			ac := data.answerCache(logger)
 			defer ac.Close()
 			so := sf.options()
 			so.SkipBadLines = skipBad
 			judges, err := jf.connect(cmd.Context(), ac, so, logger)
 			if err != nil {
+				status = "failed: " + err.Error()
 				return err
+			}
+			if wk.judgeOnly && judges == nil {
+				return configError(fmt.Errorf("--judge-only needs a judge (--judge-url, --judge-extract-url or --handoff)"))
 			}
 			var judged []string
 			for _, p := range args {
@@ -65,11 +75,15 @@ at once never overwrite each other.`,
 				if (opts.Policy != "" || opts.Postprocess != "") && (outDir == "" || eval.SameDir(outDir, filepath.Dir(p))) {
 					return configError(fmt.Errorf("re-scoring with --policy or --postprocess writes into a new directory: give -o DIR"))
 				}
-				s, err := eval.ScoreFile(cmd.Context(), p, outDir, opts)
-				if err != nil {
-					return err
+				taskID := filepath.Base(filepath.Dir(p))
+				if !wk.judgeOnly {
+					s, err := eval.ScoreFile(cmd.Context(), p, outDir, opts)
+					if err != nil {
+						return err
+					}
+					sums = append(sums, s)
+					taskID = s.TaskID
 				}
-				sums = append(sums, s)
 				if judges != nil {
 					dir := outDir
 					if dir == "" {
@@ -77,10 +91,11 @@ at once never overwrite each other.`,
 					}
 					r, err := judges.Task(cmd.Context(), p, dir)
 					if err != nil {
+						status = "failed: " + err.Error()
 						return err
 					}
 					var b strings.Builder
-					judgeReport(&b, s.TaskID, dir, r)
+					judgeReport(&b, taskID, dir, r)
 					judged = append(judged, b.String())
 				}
 			}
@@ -109,6 +124,7 @@ at once never overwrite each other.`,
 	cmd.Flags().BoolVar(&skipBad, "skip-bad-lines", false, "skip unreadable lines (counted in the summary's notes) instead of failing")
 	sf.flags(cmd.Flags())
 	jf.flags(cmd.Flags())
+	wk.flags(cmd.Flags())
 	cmd.Flags().StringVar(&data.cacheDir, "cache-dir", "", "beans-slurm's cache directory: the judges' answers are kept in <cache-dir>/answers (default $BEANS_SLURM_CACHE_DIR, else the user cache directory)")
 	cmd.Flags().BoolVar(&data.noAnswerCache, "no-answer-cache", false, "ask the judges about every sample: neither reuse nor keep their answers (also $BEANS_SLURM_NO_ANSWER_CACHE=1)")
 	return cmd

@@ -233,6 +233,9 @@ func launcherStages(m registry.Model, o *serveOptions) ([]launcher.ProcessOption
 		}
 		return token(argv)
 	}
+	if o.stub && m.Stub == registry.StubJudge {
+		return dummy("--mode", "judge", "--model-name", "stub:"+m.ID), nil
+	}
 	if o.stub && m.Stub != registry.StubKit {
 		return dummy("--model-name", "stub:"+m.ID), nil
 	}

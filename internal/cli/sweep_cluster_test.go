@@ -609,3 +609,93 @@ func TestClusterDryRunTouchesNothing(t *testing.T) {
 		t.Errorf("the dry run saved sweeps: %v", names)
 	}
 }
+
+// A judge pass over a finished sweep, on the cluster: a judge serving job (the judge preset's
+// stub, a deterministic judge) and a CPU judging job per model; its files come back with
+// fetch and equal a local judging of the same predictions; a second pass (the extractor)
+// keeps the first's files.
+func TestClusterJudgePass(t *testing.T) {
+	c := needCluster(t)
+	e := newSweepEnv(t, c, nil)
+	if r := e.submit("--model", "dummy_local_8000", "--suite", "demo", "--sweep", "judged"); r.code != 0 {
+		t.Fatalf("submit: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	if st, code := e.waitStatus("judged", 3*time.Minute); code != 0 {
+		t.Fatalf("sweep: exit %d %+v", code, st)
+	}
+	judgeArgs := []string{"judge", "judged", "--judge", "gemma4_judge_vllm", "--stub", "--memory", "500M", "--time", "00:10:00"}
+	r := e.cli(append(judgeArgs, "--mode", "yesno")...)
+	if r.code != 0 || !strings.Contains(r.out, "dummy_local_8000/judge") {
+		t.Fatalf("judge: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	st, code := e.waitStatus("judged", 3*time.Minute)
+	if code != 0 || st.Models[0].Judge == nil || st.Models[0].Judge.Job.State != slurm.StateCompleted {
+		logs := e.cli("logs", "judged", "--tail", "40")
+		t.Fatalf("judge pass: exit %d %+v\nlogs:\n%s", code, st.Models[0].Judge, logs.out)
+	}
+	r = e.cli(append(judgeArgs, "--mode", "extract")...)
+	if r.code != 0 {
+		t.Fatalf("judge --mode extract: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	if st, code := e.waitStatus("judged", 3*time.Minute); code != 0 || st.Models[0].Judge.Mode != "extract" {
+		logs := e.cli("logs", "judged", "--tail", "40")
+		t.Fatalf("extract pass: exit %d %+v\nlogs:\n%s", code, st.Models[0].Judge, logs.out)
+	}
+	to := filepath.Join(t.TempDir(), "fetched")
+	if r := e.cli("fetch", "judged", "--to", to); r.code != 0 {
+		t.Fatalf("fetch: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	res := filepath.Join(to, "dummy_local_8000")
+	// The same judging, locally, over a copy of the fetched predictions.
+	local := filepath.Join(t.TempDir(), "local")
+	url := serve(t, dummyHandler(t, launcher.DummyOptions{Mode: launcher.ModeJudge}))
+	tasks, _ := filepath.Glob(filepath.Join(res, "*", "predictions.jsonl"))
+	if len(tasks) != 3 {
+		t.Fatalf("fetched tasks: %v", tasks)
+	}
+	for _, p := range tasks {
+		task := filepath.Base(filepath.Dir(p))
+		for _, f := range []string{"predictions.jsonl", "task.json"} {
+			b, err := os.ReadFile(filepath.Join(res, task, f))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Join(local, task), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(local, task, f), b, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if r := runCLI(t, "score", "--results-dir", local, "--judge-only", "--judge-url", url, "--judge-extract-url", url, "--no-answer-cache"); r.code != 0 {
+		t.Fatalf("local judging: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+	for _, p := range tasks {
+		task := filepath.Base(filepath.Dir(p))
+		for _, f := range []string{"judge_scored_predictions.jsonl", "judge_extracted_scored_predictions.jsonl"} {
+			got, err1 := os.ReadFile(filepath.Join(res, task, f))
+			want, err2 := os.ReadFile(filepath.Join(local, task, f))
+			if err1 != nil || err2 != nil || !bytes.Equal(got, want) || len(got) == 0 {
+				t.Errorf("%s/%s: the cluster's differs from a local judging (%v %v)", task, f, err1, err2)
+			}
+		}
+		var sum struct {
+			Mode  string `json:"mode"`
+			N     int    `json:"n"`
+			Judge struct {
+				Identity struct {
+					Model string `json:"model"`
+				} `json:"identity"`
+			} `json:"judge"`
+		}
+		b, _ := os.ReadFile(filepath.Join(res, task, "judge_summary.json"))
+		if err := json.Unmarshal(b, &sum); err != nil || sum.Mode != "yesno" || sum.N == 0 || sum.Judge.Identity.Model != "stub:gemma4_judge_vllm" {
+			t.Errorf("%s judge_summary.json: %+v %v", task, sum, err)
+		}
+	}
+	// compare shows the judged metric beside the deterministic ones.
+	if r := runCLI(t, "compare", res); r.code != 0 || !strings.Contains(r.out, "judge_accuracy") {
+		t.Errorf("compare: %d\n%s\n%s", r.code, r.out, r.err)
+	}
+}

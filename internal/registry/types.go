@@ -125,7 +125,8 @@ type Model struct {
 	Env []string `yaml:"env,omitempty" json:"env,omitempty"`
 	// Stub is how the preset runs on a machine without the model (submit --stub, a sweep
 	// entry's stub: true): StubKit runs the Python kit in its own stub mode (<KIT>_STUB=1, any
-	// python3, no torch); StubDummy (the default) serves the built-in dummy launcher under the
+	// python3, no torch); StubJudge the built-in dummy in judge mode (judge presets);
+	// StubDummy (the default) serves the built-in dummy launcher under the
 	// preset's name.
 	Stub string `yaml:"stub,omitempty" json:"stub,omitempty"`
 	// Upstream is the OpenAI-compatible API the openai-proxy launcher forwards to (e.g.

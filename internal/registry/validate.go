@@ -30,6 +30,8 @@ const (
 	// Stub modes of model presets.
 	StubDummy = "dummy"
 	StubKit   = "kit"
+	// StubJudge serves the built-in dummy in judge mode (a deterministic judge).
+	StubJudge = "dummy-judge"
 )
 
 var (
@@ -162,8 +164,8 @@ func validateModel(m *Model, n *yaml.Node, report reportFunc) {
 		report(lineOf(n, "launcher"), "launcher python needs kit: the serving kit's directory under launchers/")
 	}
 	switch {
-	case m.Stub != "" && m.Stub != StubDummy && m.Stub != StubKit:
-		report(lineOf(n, "stub"), "stub %q: must be %s (the kit's own stub mode) or %s (the built-in dummy)", m.Stub, StubKit, StubDummy)
+	case m.Stub != "" && m.Stub != StubDummy && m.Stub != StubKit && m.Stub != StubJudge:
+		report(lineOf(n, "stub"), "stub %q: must be %s (the kit's own stub mode), %s (the built-in dummy) or %s (the dummy as a deterministic judge)", m.Stub, StubKit, StubDummy, StubJudge)
 	case m.Stub == StubKit && m.Launcher != LauncherPython:
 		report(lineOf(n, "stub"), "stub: %s needs launcher: python (only the Python kits have their own stub mode)", StubKit)
 	}

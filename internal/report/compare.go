@@ -72,6 +72,9 @@ type CompareRow struct {
 	Published       float64
 	PublishedMetric string
 	HasPub          bool
+	// Judge marks a judged result of a task (yesno, rubric, extracted): shown below the task,
+	// not averaged.
+	Judge string `json:",omitempty"`
 }
 
 // Cell is one model's result on one task.
@@ -182,10 +185,39 @@ func Compare(runs []Run, opts CompareOptions) *Comparison {
 	}
 	slices.Sort(rest)
 	ids = append(ids, rest...)
+	// A task's judged results go right below it.
+	judgedOf := map[string][]string{}
+	isJudged := map[string]string{}
+	for _, r := range runs {
+		for _, t := range r.Tasks {
+			if t.Judge != "" && isJudged[t.TaskID] == "" {
+				isJudged[t.TaskID] = t.Judge
+				judgedOf[t.Base] = append(judgedOf[t.Base], t.TaskID)
+			}
+		}
+	}
+	if len(isJudged) > 0 {
+		var ordered []string
+		for _, id := range ids {
+			if isJudged[id] != "" {
+				continue
+			}
+			ordered = append(ordered, id)
+			j := judgedOf[id]
+			slices.Sort(j)
+			ordered = append(ordered, j...)
+		}
+		for _, id := range ids { // judged results whose task has no row
+			if isJudged[id] != "" && !slices.Contains(ordered, id) {
+				ordered = append(ordered, id)
+			}
+		}
+		ids = ordered
+	}
 
 	anyPub := false
 	for _, id := range ids {
-		row := CompareRow{TaskID: id, Cells: make([]Cell, len(runs))}
+		row := CompareRow{TaskID: id, Cells: make([]Cell, len(runs)), Judge: isJudged[id]}
 		def, known := defs[id]
 		if known {
 			row.TaskType = def.Type
@@ -260,7 +292,7 @@ func average(rows []CompareRow, models int) Average {
 	sums := make([]float64, models)
 	pub, allPub := 0.0, true
 	for _, r := range rows {
-		ok := true
+		ok := r.Judge == "" // judged rows are shown, not averaged
 		for _, c := range r.Cells {
 			if c.Status != StatusOK || c.Metric != r.Metric {
 				ok = false

@@ -11,6 +11,7 @@ import (
 	"sort"
 
 	"github.com/beans-slurm/beans-slurm/internal/eval"
+	"github.com/beans-slurm/beans-slurm/internal/judge"
 )
 
 // Run is one model's results directory, read back: one subdirectory per task, each with its
@@ -59,6 +60,41 @@ type TaskResult struct {
 	Dir string
 	// Summary is the whole summary.json (nil for a failed task).
 	Summary *eval.TaskSummary
+	// Judge, when set, makes this a judged result of task Base: "yesno" or "rubric"
+	// (judge_summary.json) or "extracted" (judge_extracted_summary.json). compare shows it in
+	// a row below the task's and leaves it out of the average.
+	Judge, Base string
+}
+
+// judgedResults reads the judges' summaries in a task directory, when there are any.
+func judgedResults(tdir, task string) ([]TaskResult, []string) {
+	var out []TaskResult
+	var problems []string
+	if b, err := os.ReadFile(filepath.Join(tdir, judge.SummaryFile)); err == nil {
+		var s judge.Summary
+		if err := json.Unmarshal(b, &s); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", judge.SummaryFile, err))
+		} else {
+			t := TaskResult{TaskID: task + " [" + s.Mode + " judge]", TaskType: s.TaskType, Metric: s.Headline.Name, Value: s.Headline.Value,
+				N: s.Scored, Failed: s.JudgeErrors, Errors: s.Errors, Dir: tdir, Judge: s.Mode, Base: task}
+			if iv, ok := s.Intervals[s.Headline.Name]; ok {
+				t.Low, t.High, t.HasCI = iv.Low, iv.High, true
+			}
+			out = append(out, t)
+		}
+	}
+	if b, err := os.ReadFile(filepath.Join(tdir, judge.ExtractedSummaryFile)); err == nil {
+		var s eval.TaskSummary
+		if err := json.Unmarshal(b, &s); err != nil {
+			problems = append(problems, fmt.Sprintf("%s: %v", judge.ExtractedSummaryFile, err))
+		} else {
+			t := TaskResult{TaskID: task + " [extracted]", TaskType: s.TaskType, N: s.N, Failed: s.Failed, Errors: s.Errors, Dir: tdir, Summary: &s,
+				Judge: "extracted", Base: task}
+			t.Metric, t.Value, t.Low, t.High, t.HasCI = paperValue(s.TaskType, s.Metrics, s.Intervals)
+			out = append(out, t)
+		}
+	}
+	return out, problems
 }
 
 // LoadProblem is a task directory of a run that could not be read, or another problem of
@@ -150,6 +186,14 @@ func LoadRun(dir string) (Run, error) {
 		}
 		byID[s.TaskID] = len(run.Tasks)
 		run.Tasks = append(run.Tasks, t)
+		judged, jp := judgedResults(tdir, s.TaskID)
+		for _, j := range jp {
+			problem("%s", j)
+		}
+		for _, j := range judged {
+			byID[j.TaskID] = len(run.Tasks)
+			run.Tasks = append(run.Tasks, j)
+		}
 		if s.Suite != "" && !slices.Contains(run.Suites, s.Suite) {
 			run.Suites = append(run.Suites, s.Suite)
 		}

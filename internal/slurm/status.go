@@ -33,8 +33,18 @@ type ModelStatus struct {
 	Infer   []JobStatus    `json:"infer"`
 	Tasks   []TaskStatus   `json:"tasks"`
 	Shards  []Progress     `json:"shards,omitempty"`
+	Judge   *JudgeStatus   `json:"judge,omitempty"`
 	Actions []string       `json:"actions,omitempty"` // what this poll did (cancellations)
 	seen    map[string]int `json:"-"`
+}
+
+// JudgeStatus is a model's judge pass.
+type JudgeStatus struct {
+	Mode  string    `json:"mode"`
+	Serve JobStatus `json:"serve"`
+	Job   JobStatus `json:"job"`
+	URL   string    `json:"url,omitempty"`
+	Exit  string    `json:"serve_exit,omitempty"`
 }
 
 // JobStatus is one job (or array task) as SLURM reports it.
@@ -197,6 +207,29 @@ func buildStatus(m *Manifest, jobs []Job, accounting bool, files map[string]stri
 		}
 		sort.Slice(ms.Infer, func(i, j int) bool { return ms.Infer[i].ID < ms.Infer[j].ID })
 		ms.Outcome, ms.Problem = outcome(ms)
+		if jp := mm.Judge; jp != nil {
+			one := func(ref JobRef) JobStatus {
+				js := JobStatus{ID: ref.ID, State: StatePending}
+				if j := byBase[ref.ID]; len(j) > 0 {
+					js = jobStatus(j[0])
+				} else if ref.ID != "" {
+					js.State, js.Raw = "", "not found"
+				}
+				return js
+			}
+			h := path.Base(m.JudgeHandoffDir(mm.Model))
+			ms.Judge = &JudgeStatus{Mode: jp.Mode, Serve: one(jp.Serve), Job: one(jp.Job),
+				URL:  files[path.Join("handoff", h, "serve-"+jp.Serve.ID+".url")],
+				Exit: files[path.Join("handoff", h, "serve-"+jp.Serve.ID+".exit")]}
+			switch {
+			case ms.Outcome != "done":
+			case ms.Judge.Job.State == StateCompleted:
+			case ms.Judge.Job.State.Done():
+				ms.Outcome, ms.Problem = "failed", fmt.Sprintf("the judge job %s is %s (exit %s): see `beans-slurm logs %s --role judge`", ms.Judge.Job.ID, ms.Judge.Job.State, ms.Judge.Job.ExitCode, m.Name)
+			default:
+				ms.Outcome = "running"
+			}
+		}
 		st.Models = append(st.Models, ms)
 	}
 	return st

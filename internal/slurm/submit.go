@@ -155,6 +155,9 @@ func Upload(ctx context.Context, t remote.Transport, m *Manifest, files []File, 
 	dirs := []string{m.Dir, m.LogDir(), m.ScriptsDir()}
 	for _, mm := range m.Models {
 		dirs = append(dirs, m.HandoffDir(mm.Model), m.ProgressDir(mm.Model), m.ResultsDir(mm.Model))
+		if mm.Judge != nil {
+			dirs = append(dirs, m.JudgeHandoffDir(mm.Model))
+		}
 	}
 	cmd := "umask 077 && mkdir -p " + remote.Join(dirs...) + " && tar -x -m --no-same-owner -f - -C " + remote.Quote(m.Dir) +
 		" && cd " + remote.Quote(m.Dir) + " && if [ -e token.new ]; then if [ -s token ]; then rm -f token.new; else mv token.new token; fi; fi && chmod 600 token"

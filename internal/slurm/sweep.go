@@ -90,7 +90,9 @@ type ManifestModel struct {
 	Stub    bool     `json:"stub,omitempty"`
 	Serve   JobRef   `json:"serve"`
 	Infer   JobRef   `json:"infer"`
-	History []JobRef `json:"history,omitempty"` // earlier attempts, newest last
+	// Judge is the latest judge pass over the model's predictions (beans-slurm judge).
+	Judge   *JudgePass `json:"judge,omitempty"`
+	History []JobRef   `json:"history,omitempty"` // earlier attempts, newest last
 }
 
 // JobRef is a submitted (or planned) job.
@@ -130,7 +132,7 @@ func (m *Manifest) JobIDs(model string) []string {
 		if model != "" && mm.Model != model {
 			continue
 		}
-		for _, j := range []JobRef{mm.Serve, mm.Infer} {
+		for _, j := range mm.jobs() {
 			if j.ID != "" {
 				ids = append(ids, j.ID)
 			}
@@ -139,11 +141,22 @@ func (m *Manifest) JobIDs(model string) []string {
 	return ids
 }
 
+// jobs are the model's current jobs: serving, inference and the judge pass's.
+func (mm *ManifestModel) jobs() []JobRef {
+	js := []JobRef{mm.Serve, mm.Infer}
+	if mm.Judge != nil {
+		js = append(js, mm.Judge.Serve, mm.Judge.Job)
+	}
+	return js
+}
+
 // JobNames lists every job name of the sweep.
 func (m *Manifest) JobNames() []string {
 	var names []string
 	for _, mm := range m.Models {
-		names = append(names, mm.Serve.Name, mm.Infer.Name)
+		for _, j := range mm.jobs() {
+			names = append(names, j.Name)
+		}
 	}
 	return names
 }
