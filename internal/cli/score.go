@@ -36,8 +36,12 @@ at once never overwrite each other.`,
 		Example: `  beans-slurm score results/smoke/beans_zero_esc50/predictions.jsonl -o rescored/esc50
   beans-slurm score results/run/*/predictions.jsonl --judge-url http://127.0.0.1:8010/predict \
       --judge-extract-url http://127.0.0.1:8010/predict`,
-		Args: cobra.MinimumNArgs(1),
+		Args: cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			args, err := wk.files(args)
+			if err != nil {
+				return configError(err)
+			}
 			if outDir != "" && len(args) > 1 {
 				return configError(fmt.Errorf("-o takes one predictions file; with several, each is scored beside itself"))
 			}
@@ -67,9 +71,6 @@ at once never overwrite each other.`,
 			}
 			var judged []string
 			for _, p := range args {
-				if filepath.Base(p) != eval.PredictionsFile {
-					return configError(fmt.Errorf("%s: score reads a %s file written by `beans-slurm run`", p, eval.PredictionsFile))
-				}
 				opts := sf.options()
 				opts.SkipBadLines = skipBad
 				if (opts.Policy != "" || opts.Postprocess != "") && (outDir == "" || eval.SameDir(outDir, filepath.Dir(p))) {

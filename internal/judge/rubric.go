@@ -37,8 +37,8 @@ func newRubricClient(opts Options, info json.RawMessage) *rubricClient {
 		attempts: opts.Predict.Attempts, backoff: opts.Predict.Backoff, timeout: opts.Predict.Timeout, http: opts.HTTPClient}
 	if c.batch <= 0 {
 		c.batch = 16
-		if in, err := contract.ParseInfo(info); err == nil && len(info) > 0 {
-			c.batch = in.BatchLimit()
+		if n := infoBatchLimit(info); n > 0 {
+			c.batch = n
 		}
 	}
 	if c.inFlight <= 0 {
@@ -54,6 +54,23 @@ func newRubricClient(opts Options, info json.RawMessage) *rubricClient {
 		c.timeout = 10 * time.Minute
 	}
 	return c
+}
+
+// infoBatchLimit is the batch limit a judge service's /info states (0 = none): 1 when
+// supports_batching is false, else max_batch_size. A judge_scores_v1 service's /info need
+// not carry the other fields of a predictions_v1 launcher's, so it is not checked as one.
+func infoBatchLimit(info json.RawMessage) int {
+	var in struct {
+		MaxBatchSize     int   `json:"max_batch_size"`
+		SupportsBatching *bool `json:"supports_batching"`
+	}
+	if len(info) == 0 || json.Unmarshal(info, &in) != nil {
+		return 0
+	}
+	if in.SupportsBatching != nil && !*in.SupportsBatching {
+		return 1
+	}
+	return max(in.MaxBatchSize, 0)
 }
 
 // identity is the service's /info, or its URL when it has none.

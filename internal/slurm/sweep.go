@@ -85,11 +85,11 @@ type Manifest struct {
 
 // ManifestModel is one model's jobs in a sweep.
 type ManifestModel struct {
-	Model   string   `json:"model"`
-	Preset  string   `json:"preset"`
-	Stub    bool     `json:"stub,omitempty"`
-	Serve   JobRef   `json:"serve"`
-	Infer   JobRef   `json:"infer"`
+	Model  string `json:"model"`
+	Preset string `json:"preset"`
+	Stub   bool   `json:"stub,omitempty"`
+	Serve  JobRef `json:"serve"`
+	Infer  JobRef `json:"infer"`
 	// Judge is the latest judge pass over the model's predictions (beans-slurm judge).
 	Judge   *JudgePass `json:"judge,omitempty"`
 	History []JobRef   `json:"history,omitempty"` // earlier attempts, newest last
