@@ -641,6 +641,12 @@ func TestClusterJudgePass(t *testing.T) {
 		logs := e.cli("logs", "judged", "--tail", "40")
 		t.Fatalf("extract pass: exit %d %+v\nlogs:\n%s", code, st.Models[0].Judge, logs.out)
 	}
+	if r := e.cli("status", "judged"); r.code != 0 || !strings.Contains(r.out, "judge (extract)") || !strings.Contains(r.out, "judge-serve (extract)") {
+		t.Errorf("status table: %d\n%s", r.code, r.out)
+	}
+	if r := e.cli("logs", "judged", "--role", "judge"); r.code != 0 || !strings.Contains(r.out, "-judge-") || strings.Contains(r.out, "judge-serve") {
+		t.Errorf("logs --role judge: %d\n%s", r.code, r.out)
+	}
 	to := filepath.Join(t.TempDir(), "fetched")
 	if r := e.cli("fetch", "judged", "--to", to); r.code != 0 {
 		t.Fatalf("fetch: %d\n%s\n%s", r.code, r.out, r.err)

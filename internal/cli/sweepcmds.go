@@ -141,6 +141,14 @@ func printStatus(ios IO, asJSON bool, st *slurm.SweepStatus) error {
 			}
 			fmt.Fprintf(tw, "%s\t  %s\tshard %d\t%s\t%s\t%d\t\t\n", ms.Model, ts.Task, ts.Shard, ts.State, prog, ts.Failed)
 		}
+		if jd := ms.Judge; jd != nil {
+			note := jd.URL
+			if note == "" && jd.Exit != "" {
+				note = jd.Exit
+			}
+			fmt.Fprintf(tw, "%s\tjudge-serve (%s)\t%s\t%s\t\t\t%s\t%s\n", ms.Model, jd.Mode, dash(jd.Serve.ID), stateText(jd.Serve), jd.Serve.Elapsed, note)
+			fmt.Fprintf(tw, "%s\tjudge (%s)\t%s\t%s\t\t\t%s\t%s\n", ms.Model, jd.Mode, dash(jd.Job.ID), stateText(jd.Job), jd.Job.Elapsed, jd.Job.Node)
+		}
 		fmt.Fprintf(tw, "%s\t= %s\t\t\t\t\t\t%s\n", ms.Model, ms.Outcome, ms.Problem)
 		for _, a := range ms.Actions {
 			fmt.Fprintf(tw, "%s\t! %s\t\t\t\t\t\t\n", ms.Model, a)
@@ -216,7 +224,7 @@ func newLogsCmd(ios IO, g *globals) *cobra.Command {
 	var model, role string
 	var tail int
 	cmd := &cobra.Command{
-		Use:   "logs SWEEP [--model M] [--role serve|infer] [--tail N]",
+		Use:   "logs SWEEP [--model M] [--role serve|infer|judge-serve|judge] [--tail N]",
 		Short: "Show a sweep's job logs",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -225,17 +233,21 @@ func newLogsCmd(ios IO, g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if role != "" && role != "serve" && role != "infer" {
-				return configError(fmt.Errorf("--role is serve or infer, not %q", role))
+			switch role {
+			case "", "serve", "infer", "judge-serve", "judge":
+			default:
+				return configError(fmt.Errorf("--role is serve, infer, judge-serve or judge, not %q", role))
 			}
 			var globs []string
 			for _, mm := range m.Models {
 				if model != "" && mm.Model != model {
 					continue
 				}
-				for _, j := range []slurm.JobRef{mm.Serve, mm.Infer} {
+				for _, j := range mm.Jobs() {
 					if role == "" || role == j.Role {
-						globs = append(globs, remote.Quote(path.Join(m.LogDir(), j.Name))+"-*.out")
+						// %x-%j.out or %x-%A_%a.out: the job id follows the name (a judge job's
+						// name is a prefix of its serving job's).
+						globs = append(globs, remote.Quote(path.Join(m.LogDir(), j.Name))+"-[0-9]*.out")
 					}
 				}
 			}
@@ -265,7 +277,7 @@ func newLogsCmd(ios IO, g *globals) *cobra.Command {
 	}
 	cf.flags(cmd.Flags())
 	cmd.Flags().StringVar(&model, "model", "", "only this model's logs")
-	cmd.Flags().StringVar(&role, "role", "", "serve or infer")
+	cmd.Flags().StringVar(&role, "role", "", "serve, infer, judge-serve or judge (the jobs of `beans-slurm judge`)")
 	cmd.Flags().IntVar(&tail, "tail", 50, "last `N` lines of each log")
 	return cmd
 }

@@ -132,7 +132,7 @@ func (m *Manifest) JobIDs(model string) []string {
 		if model != "" && mm.Model != model {
 			continue
 		}
-		for _, j := range mm.jobs() {
+		for _, j := range mm.Jobs() {
 			if j.ID != "" {
 				ids = append(ids, j.ID)
 			}
@@ -141,8 +141,8 @@ func (m *Manifest) JobIDs(model string) []string {
 	return ids
 }
 
-// jobs are the model's current jobs: serving, inference and the judge pass's.
-func (mm *ManifestModel) jobs() []JobRef {
+// Jobs are the model's current jobs: serving, inference and the judge pass's.
+func (mm *ManifestModel) Jobs() []JobRef {
 	js := []JobRef{mm.Serve, mm.Infer}
 	if mm.Judge != nil {
 		js = append(js, mm.Judge.Serve, mm.Judge.Job)
@@ -154,7 +154,7 @@ func (mm *ManifestModel) jobs() []JobRef {
 func (m *Manifest) JobNames() []string {
 	var names []string
 	for _, mm := range m.Models {
-		for _, j := range mm.jobs() {
+		for _, j := range mm.Jobs() {
 			names = append(names, j.Name)
 		}
 	}
