@@ -1336,3 +1336,53 @@ func TestExtractorFailureFailsTheSample(t *testing.T) {
 		}
 	}
 }
+
+// A service that states no limit but answers 413 above one: the batch is halved until it
+// fits, and no item is lost.
+func TestRubricSplitsOn413(t *testing.T) {
+	var mu sync.Mutex
+	var sizes []int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/score" {
+			http.NotFound(w, r)
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		req, err := contract.DecodeJudgeRequest(body)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadRequest)
+			return
+		}
+		mu.Lock()
+		sizes = append(sizes, len(req.Items))
+		mu.Unlock()
+		if len(req.Items) > 3 {
+			w.WriteHeader(http.StatusRequestEntityTooLarge)
+			return
+		}
+		resp := contract.JudgeResponse{SchemaVersion: contract.JudgeScoresV1}
+		for _, it := range req.Items {
+			x := 1.0
+			resp.Items = append(resp.Items, contract.JudgeScore{SampleID: it.SampleID, Score: &x})
+		}
+		_ = json.NewEncoder(w).Encode(resp)
+	}))
+	t.Cleanup(srv.Close)
+	j := connect(t, fast(judge.Options{URL: srv.URL + "/score", RubricInFlight: 1}))
+	path := writeTask(t, registry.Task{ID: "t", Type: "captioning"}, nil, rubricSamples())
+	rep, err := j.Task(testCtx(t), path, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := rep.Judged; s.JudgeErrors != 0 || s.Scored != 8 || s.Headline.Value != float64(s.Scored-s.ModelFailed)/float64(s.Scored) {
+		t.Errorf("judge errors %d (%+v), scored %d, score %v", s.JudgeErrors, s.Errors, s.Scored, s.Headline.Value)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(sizes) == 0 || sizes[0] <= 3 {
+		t.Fatalf("batch sizes %v: the first batch should have been too large", sizes)
+	}
+	if last := sizes[len(sizes)-1]; last > 3 {
+		t.Errorf("batch sizes %v: never fitted", sizes)
+	}
+}

@@ -25,6 +25,8 @@ type rubricClient struct {
 	backoff  time.Duration
 	timeout  time.Duration
 	http     *http.Client
+
+	mu sync.Mutex // guards batch, lowered on HTTP 413
 }
 
 type rubricResult struct {
@@ -73,6 +75,21 @@ func infoBatchLimit(info json.RawMessage) int {
 	return max(in.MaxBatchSize, 0)
 }
 
+// lowerBatch lowers the batch size for the batches not yet sent.
+func (c *rubricClient) lowerBatch(n int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n >= 1 && n < c.batch {
+		c.batch = n
+	}
+}
+
+func (c *rubricClient) batchSize() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.batch
+}
+
 // identity is the service's /info, or its URL when it has none.
 func (c *rubricClient) identity() json.RawMessage {
 	if len(c.info) > 0 {
@@ -82,8 +99,8 @@ func (c *rubricClient) identity() json.RawMessage {
 	return b
 }
 
-// score sends the items in batches, several in flight, and returns one result per item. A
-// batch that fails without an answer (no connection, a timeout, HTTP 408, 429 or 5xx) is
+// score sends the items in batches, several in flight, and returns one result per item. HTTP
+// 413 halves the batch (and the size of the batches after it). A batch that fails without an answer (no connection, a timeout, HTTP 408, 429 or 5xx) is
 // retried with backoff (Retry-After honoured); after the last attempt, or on any other
 // status, its items fail with the reason. Items the judge answered wrongly (missing, out of
 // range) fail alone. Only ctx ending is an error.
@@ -92,8 +109,10 @@ func (c *rubricClient) score(ctx context.Context, items []contract.JudgeItem) ([
 	var mu sync.Mutex
 	sem := make(chan struct{}, c.inFlight)
 	var wg sync.WaitGroup
-	for start := 0; start < len(items); start += c.batch {
-		b := items[start:min(start+c.batch, len(items))]
+	for start := 0; start < len(items); {
+		n := c.batchSize()
+		b := items[start:min(start+n, len(items))]
+		start += len(b)
 		select {
 		case sem <- struct{}{}:
 		case <-ctx.Done():
@@ -149,6 +168,11 @@ func (c *rubricClient) post(ctx context.Context, items []contract.JudgeItem) []r
 				out[i] = rubricResult{JudgeOutcome: g, attempts: attempt}
 			}
 			return out
+		case code == http.StatusRequestEntityTooLarge && len(items) > 1:
+			// Too many items for the service: halve the batch (and the batches after it).
+			half := len(items) / 2
+			c.lowerBatch(half)
+			return append(c.post(ctx, items[:half]), c.post(ctx, items[half:])...)
 		case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
 			last = fmt.Sprintf("judge answered HTTP %d %s", code, contract.Excerpt(respBody))
 		default:

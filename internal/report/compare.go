@@ -393,14 +393,25 @@ func (c *Comparison) referenceHeader() string {
 // footnotes are the notes printed under the table and the Markdown.
 func (c *Comparison) footnotes(intervalsCut bool) []string {
 	var notes []string
+	tasks, judged := 0, 0
+	for _, r := range c.Rows {
+		if r.Judge != "" {
+			judged++
+		} else {
+			tasks++
+		}
+	}
 	if len(c.Models) > 0 {
 		if len(c.Average.Tasks) > 0 {
-			notes = append(notes, fmt.Sprintf("* average over the %d of %d tasks that every model has, in the same metric; tasks missing or failed for any model are left out.", len(c.Average.Tasks), len(c.Rows)))
+			notes = append(notes, fmt.Sprintf("* average over the %d of %d tasks that every model has, in the same metric; tasks missing or failed for any model are left out.", len(c.Average.Tasks), tasks))
 		} else if len(c.Rows) > 0 {
 			notes = append(notes, "* no average: no task has a result, in the same metric, for every model.")
 		}
 	}
 	notes = append(notes, "Values: the paper's metric per task (accuracy, macro F1, SPIDEr or CIDEr-D) with its 95% bootstrap interval; "+Missing+" = no result.")
+	if judged > 0 {
+		notes = append(notes, "Rows marked [yesno judge] or [rubric judge] are an LLM judge's judge_accuracy or judge_score; [extracted] is the paper's metric on answers rewritten by the extractor judge (docs/judges.md). They are not averaged.")
+	}
 	if intervalsCut {
 		notes = append(notes, "Intervals left out to fit the terminal; the Markdown, CSV and JSON outputs have them.")
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 
 	"github.com/beans-slurm/beans-slurm/internal/eval"
+	"github.com/beans-slurm/beans-slurm/internal/judge"
+	"github.com/beans-slurm/beans-slurm/internal/metrics"
 	"github.com/beans-slurm/beans-slurm/internal/registry"
 )
 
@@ -301,5 +303,52 @@ func TestPaperRowsSharesTheMetric(t *testing.T) {
 	}})
 	if rows[0].Metric != "cider_d" || rows[1].Metric != "spider" || rows[1].Value != 0.4 || !rows[1].HasCI || rows[1].Low != 0.3 {
 		t.Errorf("rows %+v", rows)
+	}
+}
+
+// A task's judged results (judge_summary.json, judge_extracted_summary.json) are rows right
+// below the task, in their own metric, and never in the average.
+func TestCompareJudgedRows(t *testing.T) {
+	js := func(model string, v float64) judge.Summary {
+		return judge.Summary{TaskID: "t_cls", TaskType: registry.Classification, Mode: "yesno",
+			Headline: eval.Headline{Name: judge.MetricAccuracy, Value: v}, Metrics: map[string]float64{judge.MetricAccuracy: v},
+			Intervals: map[string]metrics.Interval{judge.MetricAccuracy: {Low: v - 0.1, High: v + 0.1}}, N: 10, Scored: 9, JudgeErrors: 1}
+	}
+	ext := summary("t_cls", registry.Classification, "s", "m1", "1", 10, 0, false, map[string]float64{"accuracy": 0.9})
+	root := writeTree(t, map[string]any{
+		"a/t_cls/summary.json":                 summary("t_cls", registry.Classification, "s", "m1", "1", 10, 0, false, map[string]float64{"accuracy": 0.5}),
+		"a/t_cls/judge_summary.json":           js("m1", 0.7),
+		"a/t_cls/judge_extracted_summary.json": ext,
+		"a/t_det/summary.json":                 summary("t_det", registry.Detection, "s", "m1", "1", 10, 0, false, map[string]float64{"f1_macro": 0.4}),
+		"b/t_cls/summary.json":                 summary("t_cls", registry.Classification, "s", "m2", "1", 10, 0, false, map[string]float64{"accuracy": 0.6}),
+		"b/t_det/summary.json":                 summary("t_det", registry.Detection, "s", "m2", "1", 10, 0, false, map[string]float64{"f1_macro": 0.2}),
+		"b/t_det/judge_summary.json":           "{not json",
+	})
+	var runs []Run
+	for _, d := range []string{"a", "b"} {
+		r, err := LoadRun(filepath.Join(root, d))
+		if err != nil {
+			t.Fatal(err)
+		}
+		runs = append(runs, r)
+	}
+	c := Compare(runs, CompareOptions{})
+	var ids []string
+	for _, r := range c.Rows {
+		ids = append(ids, r.TaskID+"/"+r.Metric)
+	}
+	want := "t_cls/accuracy,t_cls [extracted]/accuracy,t_cls [yesno judge]/judge_accuracy,t_det/f1_macro"
+	if got := strings.Join(ids, ","); got != want {
+		t.Errorf("rows %s\nwant %s", got, want)
+	}
+	j := c.Rows[2]
+	if j.Judge != "yesno" || j.Cells[0].Value != 0.7 || j.Cells[0].N != 9 || j.Cells[0].Failed != 1 || j.Cells[1].Status != StatusMissing {
+		t.Errorf("judged row %+v", j)
+	}
+	if got := strings.Join(c.Average.Tasks, ","); got != "t_cls,t_det" {
+		t.Errorf("averaged over %s: judged rows must not be averaged", got)
+	}
+	if len(c.Problems) != 1 || !strings.Contains(c.Problems[0].Err, "judge_summary.json") {
+		t.Errorf("problems %+v: want b's broken judge summary", c.Problems)
 	}
 }
