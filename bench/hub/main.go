@@ -5,7 +5,7 @@
 // It reports the bytes of the first run as a fraction of the dataset, and of a second run
 // (served from the block cache).
 //
-// Usage: go run ./bench/hub [-gb 2] [-rowgroup 100]
+// Usage: go run ./bench/hub [-gb 2] [-rowgroup 100] [-pages v1|v2]
 package main
 
 import (
@@ -20,6 +20,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/parquet-go/parquet-go"
+
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 	"github.com/beans-slurm/beans-slurm/internal/dataset"
 	"github.com/beans-slurm/beans-slurm/internal/demo"
@@ -30,6 +32,7 @@ var (
 	gb       = flag.Float64("gb", 2, "size of the generated dataset in GB (at least)")
 	rowGroup = flag.Int("rowgroup", 100, "rows per row group")
 	keep     = flag.Bool("keep", false, "keep the work directory")
+	pages    = flag.String("pages", "v1", "data pages: v1 (what pyarrow, and so the Hub's BEANS-Zero, writes by default) or v2; 1 MiB each")
 )
 
 // The 22 tasks' dataset_name values, in the split's order.
@@ -84,13 +87,17 @@ func main() {
 		}
 		name := fmt.Sprintf("shard_%05d.parquet", s)
 		disk := filepath.Join(work, name)
-		check(dataset.WriteParquet(disk, rows, *rowGroup))
+		opts := []parquet.WriterOption{parquet.PageBufferSize(1 << 20)}
+		if *pages == "v1" {
+			opts = append(opts, parquet.DataPageVersion(1))
+		}
+		check(dataset.WriteParquet(disk, rows, *rowGroup, opts...))
 		st, err := os.Stat(disk)
 		check(err)
 		size += st.Size()
 		check(srv.AddDiskFile("EarthSpeciesProject/BEANS-Zero", "main", "data/"+name, disk))
 	}
-	fmt.Printf("dataset: %d rows in 4 shards, %.2f GB, row groups of %d rows (generated in %s)\n", total, float64(size)/1e9, *rowGroup, time.Since(start).Round(time.Second))
+	fmt.Printf("dataset: %d rows in 4 shards, %.2f GB, row groups of %d rows, %s pages (generated in %s)\n", total, float64(size)/1e9, *rowGroup, *pages, time.Since(start).Round(time.Second))
 
 	// The dummy launcher in its own process.
 	l := exec.Command(bin, "launcher", "dummy", "--port", "0", "--log-level", "error")

@@ -112,11 +112,11 @@ func TestJudgeFlagErrors(t *testing.T) {
 		t.Error("inference ran although the judge is down")
 	}
 	for _, args := range [][]string{
-		{"score", "x/predictions.jsonl", "--task-type", "classification"},                // a judge option without a judge
+		{"score", "x/predictions.jsonl", "--task-type", "classification"},                 // a judge option without a judge
 		{"score", "x/predictions.jsonl", "--judge-url", model, "--judge-mode", "extract"}, // extract names a handoff's judge
 		{"score", "x/predictions.jsonl", "--judge-url", model, "--judge-mode", "vote"},
-		{"score", "--results-dir", t.TempDir(), "--judge-url", model},                      // no predictions there
-		{"score", "--judge-only", "x/predictions.jsonl"},                                   // judge-only without a judge
+		{"score", "--results-dir", t.TempDir(), "--judge-url", model}, // no predictions there
+		{"score", "--judge-only", "x/predictions.jsonl"},              // judge-only without a judge
 	} {
 		if r := runCLI(t, args...); r.code != ExitConfig {
 			t.Errorf("%v: exit %d, want %d\n%s", args, r.code, ExitConfig, r.err)

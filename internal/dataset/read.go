@@ -464,6 +464,12 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 		per := size / int64(len(mask))
 		need = per*int64(last+1) + per/4 + 64<<10
 	}
+	// When the selected rows start deep in the chunk, read only the pages that hold them.
+	if done, rest, err := s.audioSpan(f, i, leaf, off, size, need, mask, emit); done || err != nil {
+		return err
+	} else if rest != nil {
+		mask = rest
+	}
 	var r io.ReaderAt
 	if need >= size && size <= maxChunkRead {
 		s.chunkHint = size
@@ -540,6 +546,73 @@ func (s *streamer) audio(f *parquetFile, i int, leaf audioLeaf, mask []bool, emi
 		return wrap(err)
 	}
 	return nil
+}
+
+// spanMinSkip is how many bytes before the first selected row make walking the pages worth
+// it (reading them is one request; walking them, one small request per page).
+var spanMinSkip int64 = 4 << 20
+
+// audioSpan reads only the pages that hold the selected rows when they start deep in the
+// chunk and are few (a --limit) or start past its middle, and decodes them with the fast
+// path. done says every selected row was delivered; otherwise rest, when not nil, is the
+// mask of the rows still to deliver (the fast path gave up midway) and the chunk is decoded
+// from its start as usual.
+func (s *streamer) audioSpan(f *parquetFile, i int, leaf audioLeaf, off, size, need int64, mask []bool, emit func(int, []float64, rowState) error) (done bool, rest []bool, err error) {
+	first, last := firstSelected(mask), lastSelected(mask)
+	if !fastPages || first <= 0 || len(mask) == 0 {
+		return false, nil, nil
+	}
+	per := size / int64(len(mask))
+	if per*int64(first) < spanMinSkip || (need >= size && 2*first < len(mask)) ||
+		per*int64(last-first+2) > maxChunkRead { // one read holds the span: memory stays bounded
+		return false, nil, nil
+	}
+	md := f.Metadata().RowGroups[i].Columns[leaf.index].MetaData
+	sp, err := s.pageSpan(f, off, size, md.Codec, first, last, len(mask))
+	if err != nil {
+		if ce := s.ctx.Err(); ce != nil {
+			return false, nil, passError{ce}
+		}
+		spanStats.refused.Add(1)
+		return false, nil, nil // read from the chunk's start
+	}
+	n := sp.end - sp.off
+	if n > maxChunkRead {
+		spanStats.refused.Add(1)
+		return false, nil, nil
+	}
+	if int64(cap(s.chunk)) < n {
+		s.putChunk(s.chunk)
+		s.chunk = s.getChunk(n)
+	}
+	buf := s.chunk[:n]
+	if err := f.readFull(s.ctx, buf, sp.off); err != nil {
+		if ce := s.ctx.Err(); ce != nil {
+			return false, nil, passError{ce}
+		}
+		return false, nil, f.errorf(i, "audio", "%w", err)
+	}
+	spanStats.spans.Add(1)
+	spanStats.walked.Add(int64(sp.walked))
+	part := md
+	part.NumValues = -1 // the span's values are not the chunk's
+	sub := mask[sp.row : sp.row+sp.rows]
+	from, err := s.fastAudio(&part, leaf, buf, sub, func(r int, a []float64, st rowState) error { return emit(sp.row+r, a, st) })
+	if err != nil {
+		return false, nil, err
+	}
+	if from < 0 {
+		return true, nil, nil
+	}
+	// The fast path gave up at row from of the span: the rest from the chunk's start.
+	rest = slices.Clone(mask)
+	clear(rest[:sp.row+from])
+	return false, rest, nil
+}
+
+// firstSelected is the index of the first selected row of a mask, or -1.
+func firstSelected(mask []bool) int {
+	return slices.Index(mask, true)
 }
 
 // lastSelected is the index of the last selected row of a mask, or -1.

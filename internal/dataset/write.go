@@ -58,9 +58,10 @@ func toParquetRow(r demo.Row) parquetRow {
 // schema (see parquetRow), snappy-compressed, in row groups of rowGroupRows rows (<= 0: 64).
 // demo.Row is the row type: it carries every BEANS-Zero column. The file appears atomically:
 // rows are written to a temporary file in the same directory, which is renamed to path only
-// when complete. A writer buffers one row group in memory.
-func WriteParquet(path string, rows func(yield func(demo.Row) error) error, rowGroupRows int) error {
-	return writeParquet(path, rows, rowGroupRows, false)
+// when complete. A writer buffers one row group in memory. opts are parquet-go's writer
+// options (benchmarks use them to write pages as pyarrow does: DataPageVersion(1)).
+func WriteParquet(path string, rows func(yield func(demo.Row) error) error, rowGroupRows int, opts ...parquet.WriterOption) error {
+	return writeParquet(path, rows, rowGroupRows, false, opts...)
 }
 
 // writeParquet is WriteParquet, with dictionary-encoded columns when dict is set and extra

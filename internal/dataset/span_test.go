@@ -1,0 +1,131 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"path/filepath"
+	"testing"
+
+	"github.com/parquet-go/parquet-go"
+	"github.com/parquet-go/parquet-go/compress/snappy"
+)
+
+// A task that starts deep in a row group: only the pages holding its selected rows are read
+// (found by walking the page headers), whatever the page layout, and the samples are exactly
+// the rows written.
+func TestSpanReadsOnlyTheSelectedRows(t *testing.T) {
+	defer func(v int64) { spanMinSkip = v }(spanMinSkip)
+	spanMinSkip = 64 << 10
+	rows := taskRows([]string{"alpha", "beta", "gamma"}, 20, 32000, true) // 256 KB of audio per row
+	for _, tt := range []struct {
+		name    string
+		dict    bool
+		opts    []parquet.WriterOption
+		refused bool
+	}{
+		{"v2 pages of 64 KiB", false, []parquet.WriterOption{parquet.PageBufferSize(64 << 10)}, false},
+		{"v2 pages of 1 MiB", false, []parquet.WriterOption{parquet.PageBufferSize(1 << 20)}, false},
+		{"v1 pages of 64 KiB (rows span pages)", false, []parquet.WriterOption{parquet.DataPageVersion(1), parquet.PageBufferSize(64 << 10)}, false},
+		{"v1 pages of 1 MiB (rows share pages)", false, []parquet.WriterOption{parquet.DataPageVersion(1), parquet.PageBufferSize(1 << 20)}, false},
+		{"v1 uncompressed", false, []parquet.WriterOption{parquet.DataPageVersion(1), parquet.PageBufferSize(64 << 10), parquet.Compression(&parquet.Uncompressed)}, false},
+		{"dictionary pages", true, []parquet.WriterOption{parquet.PageBufferSize(64 << 10)}, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := filepath.Join(t.TempDir(), "f.parquet")
+			if err := writeParquet(name, yieldAll(rows), 60, tt.dict, tt.opts...); err != nil {
+				t.Fatal(err)
+			}
+			chunk := audioRanges(t, name)[0]
+			for _, q := range []struct {
+				q        Query
+				from, to int // the rows expected
+				maxFrac  float64
+			}{
+				{Query{DatasetNames: []string{"gamma"}, Limit: 3}, 40, 43, 0.15},
+				{Query{DatasetNames: []string{"beta"}, Limit: 2}, 20, 22, 0.15},
+				{Query{DatasetNames: []string{"gamma"}}, 40, 60, 0.45},
+			} {
+				d, c := openCounting(t, name)
+				if _, err := d.Count(context.Background(), Query{}); err != nil {
+					t.Fatal(err)
+				}
+				c.reset()
+				spans, refused := spanStats.spans.Load(), spanStats.refused.Load()
+				var got []int
+				err := d.Stream(context.Background(), q.q, func(s *Sample) error {
+					if s.Err != nil || !sameBits(s.Audio, rows[s.Row].Audio) || s.ID != rows[s.Row].ID {
+						t.Errorf("%+v: row %d differs: %v", q.q, s.Row, s.Err)
+					}
+					got = append(got, int(s.Row))
+					return nil
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if len(got) != q.to-q.from || got[0] != q.from {
+					t.Fatalf("%+v: rows %v, want %d..%d", q.q, got, q.from, q.to-1)
+				}
+				var audioBytes int64
+				for _, rd := range c.reads {
+					if rd[0] >= chunk[0] && rd[0] < chunk[0]+chunk[1] {
+						audioBytes += rd[1]
+					}
+				}
+				frac := float64(audioBytes) / float64(chunk[1])
+				t.Logf("%+v: %.1f%% of the chunk in %d reads", q.q, 100*frac, len(c.reads))
+				if tt.refused {
+					if spanStats.refused.Load() == refused {
+						t.Errorf("%+v: dictionary pages were walked", q.q)
+					}
+					continue
+				}
+				if spanStats.spans.Load() != spans+1 {
+					t.Errorf("%+v: no span read (%d refused)", q.q, spanStats.refused.Load()-refused)
+				}
+				if frac > q.maxFrac {
+					t.Errorf("%+v: read %.0f%% of the audio chunk (%d of %d bytes), want at most %.0f%%", q.q, 100*frac, audioBytes, chunk[1], 100*q.maxFrac)
+				}
+			}
+		})
+	}
+}
+
+// snappyPrefix decodes the start of any snappy block cut anywhere.
+func FuzzSnappyPrefix(f *testing.F) {
+	f.Add([]byte("levels levels levels and then doubles doubles doubles"), 10)
+	f.Add(bytes.Repeat([]byte{1, 2, 3, 4, 5, 6, 7, 8}, 5000), 100)
+	f.Fuzz(func(t *testing.T, data []byte, cut int) {
+		var c snappy.Codec
+		enc, err := c.Encode(nil, data)
+		if err != nil {
+			t.Skip()
+		}
+		if cut < 0 {
+			cut = -cut
+		}
+		cut %= len(enc) + 1
+		got, err := snappyPrefix(enc[:cut])
+		if err != nil {
+			if cut > 0 {
+				// Only the length varint may be cut.
+				if _, k := binary.Uvarint(enc); cut >= k {
+					t.Fatalf("cut %d of %d: %v", cut, len(enc), err)
+				}
+			}
+			return
+		}
+		if !bytes.HasPrefix(data, got) {
+			t.Fatalf("cut %d of %d: decoded %d bytes that are not the data's start", cut, len(enc), len(got))
+		}
+		if cut == len(enc) && !bytes.Equal(got, data) {
+			t.Fatalf("whole block: %d of %d bytes", len(got), len(data))
+		}
+	})
+}
+
+func TestSnappyPrefixRejectsGarbage(t *testing.T) {
+	if _, err := snappyPrefix([]byte{10, 0x01<<2 | 1, 0xff}); err == nil { // a copy before any literal
+		t.Error("a copy with nothing to copy from was accepted")
+	}
+}
