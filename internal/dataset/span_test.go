@@ -129,3 +129,49 @@ func TestSnappyPrefixRejectsGarbage(t *testing.T) {
 		t.Error("a copy with nothing to copy from was accepted")
 	}
 }
+
+// Damage in the audio chunk never yields wrong audio: damage in the pages the walk skips (other
+// rows) is not read at all, damage in the selected rows' pages is an error, as when the chunk
+// is read whole.
+func TestSpanDamage(t *testing.T) {
+	defer func(v int64) { spanMinSkip = v }(spanMinSkip)
+	spanMinSkip = 64 << 10
+	rows := taskRows([]string{"alpha", "beta", "gamma"}, 20, 32000, true)
+	name := filepath.Join(t.TempDir(), "f.parquet")
+	if err := writeParquet(name, yieldAll(rows), 60, false, parquet.DataPageVersion(1), parquet.PageBufferSize(64<<10)); err != nil {
+		t.Fatal(err)
+	}
+	chunk := audioRanges(t, name)[0]
+	q := Query{DatasetNames: []string{"gamma"}, Limit: 3} // rows 40–42: 67%–72% of the chunk
+	for _, tt := range []struct {
+		at     float64
+		inSpan bool
+	}{{0.1, false}, {0.5, false}, {0.675, true}, {0.69, true}, {0.71, true}} {
+		pos := chunk[0] + int64(tt.at*float64(chunk[1]))
+		bad := corrupt(t, name, func(b []byte) []byte {
+			for k := range 64 {
+				b[pos+int64(k)] ^= 0x5a
+			}
+			return b
+		})
+		d, _ := openCounting(t, bad)
+		good, failed := 0, 0
+		err := d.Stream(context.Background(), q, func(s *Sample) error {
+			switch {
+			case s.Err != nil:
+				failed++
+			case !sameBits(s.Audio, rows[s.Row].Audio):
+				t.Errorf("damage at %.1f%%: row %d delivered with wrong audio", 100*tt.at, s.Row)
+			default:
+				good++
+			}
+			return nil
+		})
+		switch {
+		case !tt.inSpan && (err != nil || good != 3):
+			t.Errorf("damage at %.1f%% (not in the selected rows): %d good rows, %v", 100*tt.at, good, err)
+		case tt.inSpan && err == nil && failed == 0:
+			t.Errorf("damage at %.1f%% (in the selected rows) went unnoticed: %d good rows", 100*tt.at, good)
+		}
+	}
+}
