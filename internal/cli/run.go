@@ -30,6 +30,8 @@ type runOptions struct {
 	predictURL  string
 	predictURLs []string
 	attempts    int
+	backoff     time.Duration
+	cooldown    time.Duration
 	suite       string
 	tasks       []string
 	limit       int
@@ -132,6 +134,8 @@ func newRunCmd(ios IO, g *globals) *cobra.Command {
 	f := cmd.Flags()
 	f.StringArrayVar(&o.predictURLs, "predict-url", nil, "the launcher's POST /predict `URL`; repeat it (or separate by commas) for several launchers serving one model")
 	f.IntVar(&o.attempts, "attempts", predict.DefaultAttempts, "POSTs per item, over all launchers, before it is recorded as failed")
+	f.DurationVar(&o.backoff, "retry-backoff", predict.DefaultBackoff, "first wait before a retry; it doubles per attempt (up to 30s), drawn in the upper half (jitter); a launcher's Retry-After wins")
+	f.DurationVar(&o.cooldown, "cooldown", predict.DefaultCooldown, "first cool-down of a launcher taken out after failing 3 times in a row; doubles while its /health probe fails (up to 1m)")
 	f.StringVar(&o.suite, "suite", "", "suite to run (see `beans-slurm list suites`)")
 	f.StringArrayVar(&o.tasks, "task", nil, "task to run (repeatable); with --suite, only these tasks of the suite")
 	f.IntVar(&o.limit, "limit", 0, "run only the first `N` samples of each task (0 = all)")
@@ -291,7 +295,7 @@ func runTasks(ctx context.Context, cmd *cobra.Command, ios IO, o *runOptions, re
 		Tasks:       tasks,
 		PredictURL:  o.predictURL,
 		PredictURLs: o.urls(),
-		Predict:     predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout, Token: token, Attempts: o.attempts},
+		Predict:     predict.Options{InFlight: o.inFlight, BatchSize: o.batchSize, Timeout: o.timeout, Token: token, Attempts: o.attempts, Backoff: o.backoff, Cooldown: o.cooldown, Log: logger},
 		OutputDir:   o.outputDir,
 		Resolver:    resolver,
 		Audio:       audioOpts,

@@ -112,6 +112,9 @@ func Connect(ctx context.Context, opts Options) (*Judges, error) {
 	}
 	popts := opts.Predict
 	popts.Token = opts.Token
+	if popts.Log == nil {
+		popts.Log = opts.Log
+	}
 	j := &Judges{opts: opts}
 	if opts.TaskType != "" && !contains(prompt.ExtractTypes, opts.TaskType) {
 		return nil, fmt.Errorf("--task-type %q: the extractor has templates for %s", opts.TaskType, strings.Join(prompt.ExtractTypes, ", "))

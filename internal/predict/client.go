@@ -25,6 +25,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/charmbracelet/log"
+
 	"github.com/beans-slurm/beans-slurm/internal/contract"
 )
 
@@ -93,6 +95,9 @@ type Options struct {
 	// HTTPClient replaces the default client (which never uses an HTTP proxy: site proxies
 	// break connections to compute nodes).
 	HTTPClient *http.Client
+	// Log receives a line when a launcher is taken out, comes back or is retired (nil =
+	// discard).
+	Log *log.Logger
 }
 
 // UnavailableError says that a launcher cannot be used: it is down, not ready, or does not
@@ -187,6 +192,9 @@ func ConnectAll(ctx context.Context, predictURLs []string, opts Options) (*Clien
 	}
 	if opts.Outage <= 0 {
 		opts.Outage = DefaultOutage
+	}
+	if opts.Log == nil {
+		opts.Log = log.New(io.Discard)
 	}
 	c := &Client{opts: opts, http: opts.HTTPClient, wake: make(chan struct{}, 1)}
 	if c.http == nil {

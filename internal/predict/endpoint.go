@@ -233,6 +233,8 @@ func (c *Client) failed(e *endpoint, sent time.Time, reason string, timeout bool
 func (c *Client) takeOut(e *endpoint, now time.Time) {
 	e.down = true
 	e.takenOuts++
+	c.opts.Log.Warn("launcher taken out: no batch goes to it until it answers /health again", "url", e.url,
+		"failures_in_a_row", e.fails, "last_error", clip(e.lastErr), "probe_in", e.cooldown)
 	e.until = now.Add(e.cooldown)
 	e.cooldown = min(2*e.cooldown, MaxCooldown)
 	if c.allDownSince.IsZero() && c.allDownLocked() {
@@ -293,11 +295,13 @@ func (c *Client) probe(e *endpoint) {
 	switch {
 	case retire != "":
 		e.retired, e.lastErr = retire, retire
+		c.opts.Log.Error("launcher retired for the rest of the run", "url", e.url, "why", retire)
 	case reason != "":
 		e.lastErr = reason
 		e.until = now.Add(e.cooldown)
 		e.cooldown = min(2*e.cooldown, MaxCooldown)
 	default:
+		c.opts.Log.Info("launcher back: it answers /health again", "url", e.url)
 		e.down = false
 		e.fails = 0
 		e.paused = time.Time{}

@@ -1,6 +1,7 @@
 package predict
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/charmbracelet/log"
 
 	"github.com/beans-slurm/beans-slurm/internal/launcher"
 )
@@ -210,7 +213,8 @@ func TestSeveralLaunchersOneDead(t *testing.T) {
 	opts := launcher.DummyOptions{MaxBatchSize: 2, Latency: time.Millisecond}
 	ha, hb := newCounting(t, opts), newCounting(t, opts)
 	a, b := newRestartable(t, ha), newRestartable(t, hb)
-	c, err := ConnectAll(context.Background(), []string{a.url(), b.url()}, fast(Options{InFlight: 2, Attempts: 10}))
+	var logs syncBuffer
+	c, err := ConnectAll(context.Background(), []string{a.url(), b.url()}, fast(Options{InFlight: 2, Attempts: 10, Log: log.New(&logs)}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,6 +255,29 @@ func TestSeveralLaunchersOneDead(t *testing.T) {
 	if c.Stats()[1].Out {
 		t.Errorf("the launcher is back but still out: %+v", c.Stats()[1])
 	}
+	// The take-out and the return are in the log, naming the launcher.
+	out := logs.String()
+	if !strings.Contains(out, "launcher taken out") || !strings.Contains(out, "launcher back") || !strings.Contains(out, b.addr) {
+		t.Errorf("log:\n%s", out)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the client's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 // Launchers of one client must serve one model; operational fields may differ.
