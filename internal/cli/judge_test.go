@@ -11,6 +11,7 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/eval"
 	"github.com/beans-slurm/beans-slurm/internal/judge"
 	"github.com/beans-slurm/beans-slurm/internal/launcher"
+	"github.com/beans-slurm/beans-slurm/internal/slurm"
 )
 
 func readJudgeSummary(t *testing.T, path string) judge.Summary {
@@ -121,5 +122,47 @@ func TestJudgeFlagErrors(t *testing.T) {
 		if r := runCLI(t, args...); r.code != ExitConfig {
 			t.Errorf("%v: exit %d, want %d\n%s", args, r.code, ExitConfig, r.err)
 		}
+	}
+}
+
+// The judging job of `beans-slurm judge`: score waits for the judge serving job's URL in the
+// handoff directory, judges every task of the results directory, and leaves its done marker
+// (with how it ended) so that the serving job stops.
+func TestScoreJudgeWorker(t *testing.T) {
+	model := serve(t, dummyHandler(t, launcher.DummyOptions{Mode: launcher.ModeTone}))
+	judgeURL := serve(t, dummyHandler(t, launcher.DummyOptions{Mode: launcher.ModeJudge}))
+	out := filepath.Join(t.TempDir(), "run")
+	if r := runCLI(t, "run", "--predict-url", model, "--suite", "demo", "--task", "demo_species", "--data-dir", demoDataDir, "-o", out, "--no-cache"); r.code != 0 {
+		t.Fatalf("run: %d\n%s", r.code, r.err)
+	}
+	h := slurm.Handoff{Dir: filepath.Join(t.TempDir(), "handoff"), ServeJob: "4242"}
+	if err := h.PublishURL(judgeURL); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []string{"yesno", "rubric", "extract"} {
+		r := runCLI(t, "score", "--results-dir", out, "--judge-only", "--judge-mode", mode, "--handoff", h.Dir, "--serve-job", h.ServeJob, "--no-answer-cache")
+		if r.code != 0 {
+			t.Fatalf("%s worker: %d\n%s", mode, r.code, r.err)
+		}
+		done, err := os.ReadFile(h.DoneFile(0))
+		if err != nil || strings.TrimSpace(string(done)) != "ok" {
+			t.Errorf("%s: done marker %q %v", mode, done, err)
+		}
+		os.Remove(h.DoneFile(0))
+	}
+	if s := readJudgeSummary(t, filepath.Join(out, "demo_species", judge.SummaryFile)); s.Mode != judge.ModeRubric {
+		t.Errorf("the last judge_summary.json is %s's, want the rubric pass's", s.Mode)
+	}
+	if _, err := os.Stat(filepath.Join(out, "demo_species", judge.ExtractedSummaryFile)); err != nil {
+		t.Error(err)
+	}
+	// A worker that fails says so in its marker.
+	if err := os.WriteFile(filepath.Join(out, "demo_species", eval.PredictionsFile), []byte("{not json\n{}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	r := runCLI(t, "score", "--results-dir", out, "--judge-only", "--judge-mode", "yesno", "--handoff", h.Dir, "--serve-job", h.ServeJob, "--no-answer-cache")
+	done, _ := os.ReadFile(h.DoneFile(0))
+	if r.code == 0 || !strings.HasPrefix(string(done), "failed: ") {
+		t.Errorf("failing worker: exit %d, marker %q", r.code, done)
 	}
 }

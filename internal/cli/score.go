@@ -37,8 +37,8 @@ at once never overwrite each other.`,
   beans-slurm score results/run/*/predictions.jsonl --judge-url http://127.0.0.1:8010/predict \
       --judge-extract-url http://127.0.0.1:8010/predict`,
 		Args: cobra.ArbitraryArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			args, err := wk.files(args)
+		RunE: func(cmd *cobra.Command, args []string) (err error) {
+			args, err = wk.files(args)
 			if err != nil {
 				return configError(err)
 			}
@@ -55,15 +55,20 @@ at once never overwrite each other.`,
 			if err := wk.wait(cmd.Context(), &jf, logger); err != nil {
 				return err
 			}
-			status := "ok"
-			defer func() { wk.done(logger, status) }()
+			// Tell a judge serving job that this worker is done, and how it ended.
+			defer func() {
+				status := "ok"
+				if err != nil {
+					status = "failed: " + err.Error()
+				}
+				wk.done(logger, status)
+			}()
 			ac := data.answerCache(logger)
 			defer ac.Close()
 			so := sf.options()
 			so.SkipBadLines = skipBad
 			judges, err := jf.connect(cmd.Context(), ac, so, logger)
 			if err != nil {
-				status = "failed: " + err.Error()
 				return err
 			}
 			if wk.judgeOnly && judges == nil {
@@ -92,7 +97,6 @@ at once never overwrite each other.`,
 					}
 					r, err := judges.Task(cmd.Context(), p, dir)
 					if err != nil {
-						status = "failed: " + err.Error()
 						return err
 					}
 					var b strings.Builder
