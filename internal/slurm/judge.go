@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"path"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -100,54 +99,13 @@ func (m *Manifest) modelIDs() []string {
 }
 
 func planJudgeModel(m *Manifest, prof Profile, js JudgeSpec, model string) (serve, job Script, err error) {
-	regArgs := []string{}
-	for _, d := range js.RegistryDirs {
-		regArgs = append(regArgs, "--registry", d)
-	}
-	common := func(role, name string, res Resources) Script {
-		return Script{
-			Role: role, JobName: name, Comment: "beans-slurm-sweep=" + m.Name,
-			WorkDir: m.Dir, LogDir: m.LogDir(), Resources: res, Setup: prof.Setup, Binary: m.Binary,
-		}
-	}
-	ms := js.Judge
-	res := prof.GPU
-	if ms.GPUs <= 0 {
-		res = prof.CPU
-		res.GRES = ""
-	} else {
-		res.GRES = strings.ReplaceAll(res.GRES, "{n}", strconv.Itoa(ms.GPUs))
-		if res.GRES == "" {
-			res.GRES = "gpu:" + strconv.Itoa(ms.GPUs)
-		}
-	}
-	if ms.Time != "" {
-		res.Time = ms.Time
-	}
-	if res.Time == "" {
-		return serve, job, errors.New("the judge's serving job needs a time limit: set the judge's time or the profile's gpu.time")
-	}
-	if ms.Memory != "" {
-		res.Memory = ms.Memory
-	}
+	regArgs := registryArgs(js.RegistryDirs)
 	jobName := "beans-" + m.Name + "-" + model + "-judge"
-	serve = common("serve", jobName+"-serve", res)
-	serve.Signal = "B:TERM@120"
-	serve.Env = envVars(prof.Env, ms.Env)
-	serve.Args = append(append([]string{}, regArgs...), "serve", "--model", ms.Preset,
-		"--handoff", m.JudgeHandoffDir(model), "--token-file", m.TokenFile(),
-		"--expect", "1", "--infer-name", jobName)
-	if ms.Stub {
-		serve.Args = append(serve.Args, "--stub")
+	serve, err = serveScript(m, prof, js.Judge, regArgs, jobName+"-serve", m.JudgeHandoffDir(model), 1, jobName, "the judge's serving job")
+	if err != nil {
+		return serve, job, err
 	}
-	if prof.LauncherEnvs != "" {
-		serve.Args = append(serve.Args, "--launcher-envs", prof.LauncherEnvs)
-	}
-	for _, a := range ms.LauncherArgs {
-		serve.Args = append(serve.Args, "--launcher-arg="+a)
-	}
-
-	job = common("infer", jobName, prof.CPU)
+	job = jobScript(m, prof, "infer", jobName, prof.CPU)
 	job.Resources.GRES = ""
 	job.Signal = "B:TERM@120"
 	job.Env = envVars(prof.Env, nil)

@@ -254,53 +254,14 @@ func Plan(spec Spec, prof Profile, binary string, now time.Time) (*Manifest, []F
 func jobName(sweep, model, role string) string { return "beans-" + sweep + "-" + model + "-" + role }
 
 func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer Script, err error) {
-	common := func(role string, res Resources) Script {
-		return Script{
-			Role: role, JobName: jobName(m.Name, ms.ID, role), Comment: "beans-slurm-sweep=" + m.Name,
-			WorkDir: m.Dir, LogDir: m.LogDir(), Resources: res, Setup: prof.Setup, Binary: m.Binary,
-		}
-	}
-	regArgs := []string{}
-	for _, d := range spec.RegistryDirs {
-		regArgs = append(regArgs, "--registry", d)
-	}
-	// The serving job: a GPU partition when the model needs GPUs.
-	res := prof.GPU
-	if ms.GPUs <= 0 {
-		res = prof.CPU
-		res.GRES = ""
-	} else {
-		res.GRES = strings.ReplaceAll(res.GRES, "{n}", strconv.Itoa(ms.GPUs))
-		if res.GRES == "" {
-			res.GRES = "gpu:" + strconv.Itoa(ms.GPUs)
-		}
-	}
-	if ms.Time != "" {
-		res.Time = ms.Time
-	}
-	if res.Time == "" {
-		return serve, infer, errors.New("the serving job needs a time limit: set the model's time or the profile's gpu.time")
-	}
-	if ms.Memory != "" {
-		res.Memory = ms.Memory
-	}
-	serve = common("serve", res)
-	serve.Signal = "B:TERM@120"
-	serve.Env = envVars(prof.Env, ms.Env)
-	serve.Args = append(append([]string{}, regArgs...), "serve", "--model", ms.Preset,
-		"--handoff", m.HandoffDir(ms.ID), "--token-file", m.TokenFile(),
-		"--expect", strconv.Itoa(spec.Shards), "--infer-name", jobName(m.Name, ms.ID, "infer"))
-	if ms.Stub {
-		serve.Args = append(serve.Args, "--stub")
-	}
-	if prof.LauncherEnvs != "" {
-		serve.Args = append(serve.Args, "--launcher-envs", prof.LauncherEnvs)
-	}
-	for _, a := range ms.LauncherArgs {
-		serve.Args = append(serve.Args, "--launcher-arg="+a)
+	regArgs := registryArgs(spec.RegistryDirs)
+	serve, err = serveScript(m, prof, ms, regArgs, jobName(m.Name, ms.ID, "serve"), m.HandoffDir(ms.ID),
+		spec.Shards, jobName(m.Name, ms.ID, "infer"), "the serving job")
+	if err != nil {
+		return serve, infer, err
 	}
 
-	infer = common("infer", prof.CPU)
+	infer = jobScript(m, prof, "infer", jobName(m.Name, ms.ID, "infer"), prof.CPU)
 	infer.Resources.GRES = ""
 	// Before the time limit the worker is told to stop: it writes what arrived, and a
 	// resubmission (submit --resume) continues from there.
@@ -327,6 +288,64 @@ func planModel(m *Manifest, spec Spec, prof Profile, ms ModelSpec) (serve, infer
 		"--cache-dir", path.Join(prof.WorkDir, "cache"))
 	infer.Args = append(args, spec.RunArgs...)
 	return serve, infer, nil
+}
+
+// jobScript is what every job script of a sweep shares.
+func jobScript(m *Manifest, prof Profile, role, name string, res Resources) Script {
+	return Script{
+		Role: role, JobName: name, Comment: "beans-slurm-sweep=" + m.Name,
+		WorkDir: m.Dir, LogDir: m.LogDir(), Resources: res, Setup: prof.Setup, Binary: m.Binary,
+	}
+}
+
+// registryArgs are the --registry flags of the registry directories uploaded with a sweep.
+func registryArgs(dirs []string) []string {
+	args := []string{}
+	for _, d := range dirs {
+		args = append(args, "--registry", d)
+	}
+	return args
+}
+
+// serveScript is the script of a serving job (a model's, or a judge's): a GPU partition when
+// the model needs GPUs, `serve` publishing its URL in handoff and ending when expect workers
+// are done or no job named inferName is left.
+func serveScript(m *Manifest, prof Profile, ms ModelSpec, regArgs []string, name, handoff string, expect int, inferName, what string) (Script, error) {
+	res := prof.GPU
+	if ms.GPUs <= 0 {
+		res = prof.CPU
+		res.GRES = ""
+	} else {
+		res.GRES = strings.ReplaceAll(res.GRES, "{n}", strconv.Itoa(ms.GPUs))
+		if res.GRES == "" {
+			res.GRES = "gpu:" + strconv.Itoa(ms.GPUs)
+		}
+	}
+	if ms.Time != "" {
+		res.Time = ms.Time
+	}
+	if res.Time == "" {
+		return Script{}, fmt.Errorf("%s needs a time limit: set the model's time or the profile's gpu.time", what)
+	}
+	if ms.Memory != "" {
+		res.Memory = ms.Memory
+	}
+	serve := jobScript(m, prof, "serve", name, res)
+	serve.Signal = "B:TERM@120"
+	serve.Env = envVars(prof.Env, ms.Env)
+	serve.Args = append(append([]string{}, regArgs...), "serve", "--model", ms.Preset,
+		"--handoff", handoff, "--token-file", m.TokenFile(),
+		"--expect", strconv.Itoa(expect), "--infer-name", inferName)
+	if ms.Stub {
+		serve.Args = append(serve.Args, "--stub")
+	}
+	if prof.LauncherEnvs != "" {
+		serve.Args = append(serve.Args, "--launcher-envs", prof.LauncherEnvs)
+	}
+	for _, a := range ms.LauncherArgs {
+		serve.Args = append(serve.Args, "--launcher-arg="+a)
+	}
+	return serve, nil
 }
 
 func envVars(maps ...map[string]string) []EnvVar {
