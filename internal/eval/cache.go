@@ -2,7 +2,6 @@ package eval
 
 import (
 	"encoding/json"
-	"sync"
 
 	"github.com/charmbracelet/log"
 
@@ -29,12 +28,10 @@ type AnswerCacheRecord struct {
 
 // answerCache is one task's use of the answer cache; a nil *answerCache is off.
 type answerCache struct {
-	m   *cache.Model
-	log *log.Logger
-
-	mu   sync.Mutex
-	keys map[string]cache.Key // sample id → key of the request sent
-	rec  AnswerCacheRecord
+	u       *cache.Use
+	log     *log.Logger
+	dir     string
+	skipped int
 }
 
 // newAnswerCache opens the cache of the launcher's model, or returns nil when the run has
@@ -48,9 +45,7 @@ func newAnswerCache(cfg Config, client *predict.Client, task string) *answerCach
 		cfg.Log.Warn("the answer cache cannot be read; this task runs without it", "task", task, "err", err)
 		return nil
 	}
-	st := m.Stats()
-	return &answerCache{m: m, log: cfg.Log, keys: map[string]cache.Key{},
-		rec: AnswerCacheRecord{Dir: m.Dir(), SkippedLines: st.Skipped}}
+	return &answerCache{u: m.Use(), log: cfg.Log, dir: m.Dir(), skipped: m.Stats().Skipped}
 }
 
 // lookup returns the line of a sample answered from the cache, else remembers the key of its
@@ -59,22 +54,11 @@ func (a *answerCache) lookup(js []byte, line PredictionLine) (PredictionLine, bo
 	if a == nil {
 		return line, false
 	}
-	k, err := a.m.Key(js)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	if err != nil {
-		a.rec.Misses++
-		a.rec.Uncacheable++
-		return line, false
-	}
-	if e, ok := a.m.Get(k); ok {
-		a.rec.Hits++
+	e, ok := a.u.Lookup(line.SampleID, js)
+	if ok {
 		line.Prediction, line.Response, line.Cached = e.Prediction, e.Relabel(line.SampleID), true
-		return line, true
 	}
-	a.rec.Misses++
-	a.keys[line.SampleID] = k
-	return line, false
+	return line, ok
 }
 
 // store adds the successful answers of a batch to the cache. A cache that cannot be written
@@ -83,25 +67,11 @@ func (a *answerCache) store(results []predict.Result) {
 	if a == nil {
 		return
 	}
-	a.mu.Lock()
-	recs := make([]cache.Record, 0, len(results))
-	for _, r := range results {
-		k, ok := a.keys[r.SampleID]
-		delete(a.keys, r.SampleID)
-		if ok && r.Err == "" && len(r.Item) > 0 && a.rec.Error == "" {
-			recs = append(recs, cache.Record{Key: k, Entry: cache.Entry{Prediction: r.Prediction, Item: json.RawMessage(r.Item)}})
-		}
+	answers := make([]cache.Answer, len(results))
+	for i, r := range results {
+		answers[i] = cache.Answer{ID: r.SampleID, Prediction: r.Prediction, Item: json.RawMessage(r.Item), Err: r.Err}
 	}
-	a.mu.Unlock()
-	if len(recs) == 0 {
-		return
-	}
-	stored, err := a.m.Put(recs)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.rec.Stored += stored
-	if err != nil && a.rec.Error == "" {
-		a.rec.Error = err.Error()
+	if err := a.u.Store(answers); err != nil {
 		a.log.Warn("the answer cache cannot be written; answers are no longer stored in it", "err", err)
 	}
 }
@@ -111,8 +81,10 @@ func (a *answerCache) record() *AnswerCacheRecord {
 	if a == nil {
 		return nil
 	}
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	r := a.rec
-	return &r
+	st := a.u.Stats()
+	r := &AnswerCacheRecord{Dir: a.dir, Hits: st.Hits, Misses: st.Misses, Stored: st.Stored, Uncacheable: st.Uncacheable, SkippedLines: a.skipped}
+	if st.Err != nil {
+		r.Error = st.Err.Error()
+	}
+	return r
 }

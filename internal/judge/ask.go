@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 
 	"github.com/beans-slurm/beans-slurm/internal/cache"
 	"github.com/beans-slurm/beans-slurm/internal/contract"
@@ -49,19 +48,26 @@ type CacheRecord struct {
 // batch arrives, so a judge stopped half-way resumes where it stopped.
 func (j *Judges) ask(ctx context.Context, c *predict.Client, qs []question, gen contract.GenerationConfig) (map[string]reply, *CacheRecord, error) {
 	out := make(map[string]reply, len(qs))
-	var m *cache.Model
-	var rec *CacheRecord
+	var use *cache.Use
+	var dir string
 	if j.opts.Cache != nil {
-		var err error
-		if m, err = j.opts.Cache.Model(c.InfoRaw()); err != nil {
+		if m, err := j.opts.Cache.Model(c.InfoRaw()); err != nil {
 			j.opts.Log.Warn("the judge's answer cache cannot be read; judging without it", "err", err)
-			m = nil
 		} else {
-			rec = &CacheRecord{Dir: m.Dir()}
+			use, dir = m.Use(), m.Dir()
 		}
 	}
-	var mu sync.Mutex
-	keys := map[string]cache.Key{}
+	record := func() *CacheRecord {
+		if use == nil {
+			return nil
+		}
+		st := use.Stats()
+		r := &CacheRecord{Dir: dir, Hits: st.Hits, Misses: st.Misses, Stored: st.Stored}
+		if st.Err != nil {
+			r.Error = st.Err.Error()
+		}
+		return r
+	}
 	var send []predict.Item
 	for _, q := range qs {
 		it := contract.RequestItem{
@@ -75,21 +81,16 @@ func (j *Judges) ask(ctx context.Context, c *predict.Client, qs []question, gen 
 			out[q.id] = reply{err: "encode the judge request: " + err.Error()}
 			continue
 		}
-		if m != nil {
-			if k, err := m.Key(js); err == nil {
-				if e, ok := m.Get(k); ok {
-					out[q.id] = reply{raw: e.Prediction, cached: true}
-					rec.Hits++
-					continue
-				}
-				keys[q.id] = k
+		if use != nil {
+			if e, ok := use.Lookup(q.id, js); ok {
+				out[q.id] = reply{raw: e.Prediction, cached: true}
+				continue
 			}
-			rec.Misses++
 		}
 		send = append(send, predict.Item{ID: q.id, JSON: js})
 	}
 	if len(send) == 0 {
-		return out, rec, nil
+		return out, record(), nil
 	}
 	in := make(chan predict.Item)
 	go func() {
@@ -102,30 +103,19 @@ func (j *Judges) ask(ctx context.Context, c *predict.Client, qs []question, gen 
 			}
 		}
 	}()
+	// emit is never called concurrently (predict.Client.Run).
 	err := c.Run(ctx, in, func(results []predict.Result) error {
-		var recs []cache.Record
-		mu.Lock()
-		for _, r := range results {
+		answers := make([]cache.Answer, len(results))
+		for i, r := range results {
 			out[r.SampleID] = reply{raw: r.Prediction, err: r.Err, attempts: r.Attempts, latency: r.Latency.Seconds()}
-			if k, ok := keys[r.SampleID]; ok && r.Err == "" && m != nil && rec.Error == "" {
-				recs = append(recs, cache.Record{Key: k, Entry: cache.Entry{Prediction: r.Prediction, Item: json.RawMessage(r.Item)}})
-			}
+			answers[i] = cache.Answer{ID: r.SampleID, Prediction: r.Prediction, Item: json.RawMessage(r.Item), Err: r.Err}
 		}
-		mu.Unlock()
-		if len(recs) > 0 {
-			n, err := m.Put(recs)
-			mu.Lock()
-			rec.Stored += n
-			if err != nil && rec.Error == "" {
-				rec.Error = err.Error()
+		if use != nil {
+			if err := use.Store(answers); err != nil {
 				j.opts.Log.Warn("the judge's answer cache cannot be written; answers are no longer stored", "err", err)
 			}
-			mu.Unlock()
 		}
 		return nil
 	})
-	if err != nil {
-		return out, rec, err
-	}
-	return out, rec, nil
+	return out, record(), err
 }
