@@ -3,6 +3,7 @@ package cli
 import (
 	"errors"
 	"fmt"
+	"path"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -116,7 +117,7 @@ include the judge jobs.`,
 			if err != nil {
 				return err
 			}
-			if !probe.HasBinary(pathBase(m.Binary)) {
+			if !probe.HasBinary(path.Base(m.Binary)) {
 				return fmt.Errorf("the sweep's binary %s is no longer on the cluster; submit the sweep again with `beans-slurm submit --resume %s` first", m.Binary, m.Name)
 			}
 			if err := store.Save(m); err != nil {
@@ -165,11 +166,4 @@ include the judge jobs.`,
 	f.StringVar(&timeLimit, "time", "", "time limit of the judge's serving job (default: the preset's)")
 	f.BoolVar(&dryRun, "dry-run", false, "print the judge scripts and commands; connect to nothing")
 	return cmd
-}
-
-func pathBase(p string) string {
-	if i := strings.LastIndexByte(p, '/'); i >= 0 {
-		return p[i+1:]
-	}
-	return p
 }

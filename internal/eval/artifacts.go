@@ -100,8 +100,8 @@ type RunRecord struct {
 	AnswerCache *AnswerCacheRecord `json:"answer_cache,omitempty"`
 }
 
-// writeJSON writes v to path atomically (temporary file in the same directory, then rename).
-func writeJSON(path string, v any) error {
+// WriteJSON writes v to path atomically (temporary file in the same directory, then rename).
+func WriteJSON(path string, v any) error {
 	b, err := json.MarshalIndent(v, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)

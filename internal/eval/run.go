@@ -199,7 +199,7 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 			failed = append(failed, task.ID)
 			sum.Tasks = append(sum.Tasks, SuiteTask{TaskID: task.ID, TaskType: task.Type, Dir: task.ID, Error: err.Error(), Published: task.Published})
 			sum.Finished = time.Now().UTC()
-			if err := writeJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
+			if err := WriteJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
 				return sum, err
 			}
 			continue
@@ -209,7 +209,7 @@ func Run(ctx context.Context, cfg Config) (*SuiteSummary, error) {
 			Intervals: ts.Intervals, N: ts.N, Failed: ts.Failed, Dir: ts.TaskID, Published: task.Published,
 		})
 		sum.Finished = time.Now().UTC()
-		if err := writeJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
+		if err := WriteJSON(filepath.Join(cfg.OutputDir, cfg.SuiteFile), sum); err != nil {
 			return sum, err
 		}
 	}
@@ -289,7 +289,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		}
 		flags = os.O_WRONLY | os.O_CREATE | os.O_APPEND
 	}
-	if err := writeJSON(filepath.Join(dir, TaskFile), rec); err != nil {
+	if err := WriteJSON(filepath.Join(dir, TaskFile), rec); err != nil {
 		return nil, err
 	}
 
@@ -466,7 +466,7 @@ func runTask(ctx context.Context, cfg Config, client *predict.Client, task regis
 		BatchSize: client.BatchSize(), InFlight: client.InFlight(), PeakRSSMiB: peakRSSMiB(),
 		AnswerCache: ac.record(),
 	}
-	if err := writeJSON(filepath.Join(dir, RunFile), run); err != nil {
+	if err := WriteJSON(filepath.Join(dir, RunFile), run); err != nil {
 		return nil, err
 	}
 	if prog.Failed > 0 {

@@ -215,7 +215,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		return nil, fmt.Errorf("score: create %s: %w", outDir, err)
 	}
 	if !SameDir(outDir, dir) {
-		if err := writeJSON(filepath.Join(outDir, TaskFile), rec); err != nil {
+		if err := WriteJSON(filepath.Join(outDir, TaskFile), rec); err != nil {
 			return nil, err
 		}
 	}
@@ -251,7 +251,7 @@ func ScoreFile(ctx context.Context, predictionsPath, outDir string, opts ScoreOp
 		Judge:      opts.Judge,
 		Notes:      notes,
 	}
-	if err := writeJSON(filepath.Join(outDir, files.Summary), sum); err != nil {
+	if err := WriteJSON(filepath.Join(outDir, files.Summary), sum); err != nil {
 		return nil, err
 	}
 	return sum, nil

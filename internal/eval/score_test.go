@@ -19,7 +19,7 @@ func writeRun(t *testing.T, body string) string {
 		Task:   registry.Task{ID: "t", Type: registry.Classification, DatasetNames: []string{"d"}},
 		Labels: []string{"cat", "dog"}, LabelsSource: "test", Model: json.RawMessage(`{"name":"m"}`),
 	}
-	if err := writeJSON(filepath.Join(dir, TaskFile), rec); err != nil {
+	if err := WriteJSON(filepath.Join(dir, TaskFile), rec); err != nil {
 		t.Fatal(err)
 	}
 	p := filepath.Join(dir, PredictionsFile)

@@ -3,7 +3,6 @@ package judge
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"slices"
 	"strings"
 
@@ -12,8 +11,6 @@ import (
 	"github.com/beans-slurm/beans-slurm/internal/eval"
 	"github.com/beans-slurm/beans-slurm/internal/predict"
 )
-
-func filepathDir(p string) string { return filepath.Dir(p) }
 
 func sortAnswers(a []eval.Answer) {
 	slices.SortStableFunc(a, func(x, y eval.Answer) int { return strings.Compare(x.SampleID, y.SampleID) })

@@ -21,6 +21,8 @@ import (
 	"net/http"
 	"net/url"
 	"path"
+	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -116,7 +118,7 @@ func Connect(ctx context.Context, opts Options) (*Judges, error) {
 		popts.Log = opts.Log
 	}
 	j := &Judges{opts: opts}
-	if opts.TaskType != "" && !contains(prompt.ExtractTypes, opts.TaskType) {
+	if opts.TaskType != "" && !slices.Contains(prompt.ExtractTypes, opts.TaskType) {
 		return nil, fmt.Errorf("--task-type %q: the extractor has templates for %s", opts.TaskType, strings.Join(prompt.ExtractTypes, ", "))
 	}
 	if opts.Rubric != "" {
@@ -207,7 +209,7 @@ func detect(ctx context.Context, hc *http.Client, judgeURL, token, mode string) 
 	if mode == ModeRubric {
 		return ModeRubric, info, nil
 	}
-	pv, jv := contains(probe.SchemaVersions, contract.PredictionsV1), contains(probe.SchemaVersions, contract.JudgeScoresV1)
+	pv, jv := slices.Contains(probe.SchemaVersions, contract.PredictionsV1), slices.Contains(probe.SchemaVersions, contract.JudgeScoresV1)
 	switch {
 	case pv && jv:
 		if strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/predict") {
@@ -223,15 +225,6 @@ func detect(ctx context.Context, hc *http.Client, judgeURL, token, mode string) 
 		judgeURL, probe.SchemaVersions, contract.PredictionsV1, contract.JudgeScoresV1)
 }
 
-func contains(xs []string, s string) bool {
-	for _, x := range xs {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // Report is what judging one task produced.
 type Report struct {
 	Judged    *Summary
@@ -242,7 +235,7 @@ type Report struct {
 // into outDir ("" = beside the predictions file).
 func (j *Judges) Task(ctx context.Context, predictionsPath, outDir string) (*Report, error) {
 	if outDir == "" {
-		outDir = filepathDir(predictionsPath)
+		outDir = filepath.Dir(predictionsPath)
 	}
 	rec, err := eval.ReadTask(predictionsPath)
 	if err != nil {

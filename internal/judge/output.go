@@ -172,7 +172,7 @@ func (j *Judges) finish(rec *eval.TaskRecord, predictionsPath, outDir string, ou
 	if err := writeLines(filepath.Join(outDir, ScoredFile), outs, func(o outcome) any { return o.scored }); err != nil {
 		return nil, err
 	}
-	if err := writeJSONFile(filepath.Join(outDir, SummaryFile), s); err != nil {
+	if err := eval.WriteJSON(filepath.Join(outDir, SummaryFile), s); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -196,12 +196,4 @@ func writeLines[T any](path string, xs []T, f func(T) any) error {
 		return fmt.Errorf("write %s: %w", path, err)
 	}
 	return w.Commit()
-}
-
-func writeJSONFile(path string, v any) error {
-	b, err := json.MarshalIndent(v, "", "  ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", filepath.Base(path), err)
-	}
-	return atomicfile.Write(path, append(b, '\n'))
 }
